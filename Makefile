@@ -1,0 +1,34 @@
+# Two commands: `make demo` (run the main job on the bundled sample) and `make test`.
+# Each creates .venv with everything it needs when it is missing.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+RECODEC := $(VENV)/bin/recodec
+STAMP   := $(VENV)/.installed
+DEMO_OUT ?= demo-out
+
+.PHONY: demo test venv clean bench
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# The CPU build of torch must be installed first and pinned: a bare "torch" pulls a CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,s3,learned,plot]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(DEMO_OUT)
+	$(RECODEC) run samples/archive $(DEMO_OUT) --config configs/demo.yaml
+	$(RECODEC) reconcile $(DEMO_OUT)
+	$(RECODEC) query $(DEMO_OUT) "SELECT source_key, codec, status, round(bpp, 3) AS bpp, round(psnr, 2) AS psnr, round(ssim, 4) AS ssim, source_bytes, dest_bytes FROM manifest ORDER BY source_key"
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/pipeline_overhead.py
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,3 @@
+"""recodec: recompress large image archives and prove nothing was lost."""
+
+__version__ = "0.1.0"

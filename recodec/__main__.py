@@ -1,0 +1,3 @@
+from recodec.cli import main
+
+main()

@@ -1,0 +1,237 @@
+"""Parquet manifests and reconcile verdicts: schemas, atomic part commits, readers, DuckDB.
+
+Layout under DST (see docs/manifest.md)::
+
+    DST/_recodec/jobs/<job_key>/plan/...           shard plan (persisted, reused by re-runs)
+    DST/_recodec/staging/<uuid>.parquet             parts being written (never read)
+    DST/_recodec/manifest/job=<job_key>/shard=<id>.parquet     committed manifest parts
+    DST/_recodec/reconcile/<check_id>/part-<n>.parquet         committed reconcile verdicts
+
+A part is written to ``staging`` and becomes visible only when it is *committed*
+(moved to its final name), following Ray Data's Datasink protocol:
+``start -> write -> commit``, and ``cleanup`` on failure.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recodec.config import STATE_DIR
+from recodec.storage import atomic_write, move, url_to_fs
+
+SCHEMA_VERSION = 1
+
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("schema_version", pa.int16()),
+        ("run_id", pa.string()),
+        ("job_key", pa.string()),
+        ("shard_id", pa.int64()),
+        ("source_uri", pa.string()),
+        ("source_key", pa.string()),
+        ("source_bytes", pa.int64()),
+        ("source_etag", pa.string()),
+        ("source_format", pa.string()),
+        ("width", pa.int64()),
+        ("height", pa.int64()),
+        ("bands", pa.int64()),
+        ("dtype", pa.string()),
+        ("bit_depth", pa.int64()),
+        ("codec", pa.string()),
+        ("codec_params", pa.string()),
+        ("codec_version", pa.string()),
+        ("container", pa.string()),
+        ("target", pa.string()),
+        ("attempts", pa.int64()),
+        ("dest_uri", pa.string()),
+        ("dest_bytes", pa.int64()),
+        ("dest_sha256", pa.string()),
+        ("bpp", pa.float64()),
+        ("psnr", pa.float64()),
+        ("psnr_per_band", pa.list_(pa.float64())),
+        ("ssim", pa.float64()),
+        ("ms_ssim", pa.float64()),
+        ("max_abs_error", pa.float64()),
+        ("sam", pa.float64()),
+        ("metric_peak", pa.float64()),
+        ("encode_seconds", pa.float64()),
+        ("decode_seconds", pa.float64()),
+        ("decoded_sha256", pa.string()),
+        ("device", pa.string()),
+        ("worker", pa.string()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+RECONCILE_SCHEMA = pa.schema(
+    [
+        ("schema_version", pa.int16()),
+        ("check_id", pa.string()),
+        ("run_id", pa.string()),
+        ("job_key", pa.string()),
+        ("shard_id", pa.int64()),
+        ("source_uri", pa.string()),
+        ("dest_uri", pa.string()),
+        ("verdict", pa.string()),
+        ("detail", pa.string()),
+        ("encoder_worker", pa.string()),
+        ("worker", pa.string()),
+        ("checked_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+STATUSES = ("ok", "failed", "skipped")
+VERDICTS = ("ok", "missing", "size_mismatch", "sha256_mismatch", "decode_failed", "pixels_mismatch",
+            "target_not_met")
+
+
+def state_path(root: str, *parts: str) -> str:
+    """Path of recodec's own state under the DST root."""
+    return posixpath.join(root, STATE_DIR, *parts)
+
+
+def manifest_part_path(root: str, job_key: str, shard_id: int) -> str:
+    """Final (committed) path of one shard's manifest part."""
+    return state_path(root, "manifest", f"job={job_key}", f"shard={shard_id:08d}.parquet")
+
+
+def to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Rows (dicts) to a table of exactly ``schema``; missing keys become nulls."""
+    cols = {name: [row.get(name) for row in rows] for name in schema.names}
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    """Serialise a table as one Parquet file in memory (zstd)."""
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+class PartSink:
+    """Write Parquet parts under DST so that readers only ever see committed, complete parts.
+
+    ``start()`` returns a staging path; ``write()`` puts the whole part there in one atomic
+    write; ``commit()`` moves it to its final name; ``cleanup()`` removes the staging object
+    after a failure.  A crash between write and commit leaves only a staging object, which no
+    reader globs, and the next run re-does the shard.
+    """
+
+    def __init__(self, dst_url: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.fs, self.root = url_to_fs(dst_url, storage_options)
+
+    def start(self) -> str:
+        """Reserve a unique staging path."""
+        return state_path(self.root, "staging", f"{uuid.uuid4().hex}.parquet")
+
+    def write(self, staging: str, table: pa.Table) -> None:
+        """Write the complete part to its staging path."""
+        atomic_write(self.fs, staging, table_bytes(table))
+
+    def commit(self, staging: str, final: str) -> None:
+        """Make a staged part visible under its final name."""
+        move(self.fs, staging, final)
+
+    def cleanup(self, staging: str) -> None:
+        """Remove a staging object left by a failed write (missing is fine)."""
+        try:
+            self.fs.rm_file(staging)
+        except FileNotFoundError:
+            pass
+
+    def write_part(self, table: pa.Table, final: str) -> None:
+        """start -> write -> commit, with cleanup on failure."""
+        staging = self.start()
+        try:
+            self.write(staging, table)
+            self.commit(staging, final)
+        except BaseException:
+            self.cleanup(staging)
+            raise
+
+    def exists(self, path: str) -> bool:
+        """True when ``path`` exists under this sink's filesystem."""
+        return self.fs.exists(path)
+
+
+def _committed_parts(fs: Any, base: str) -> list[str]:
+    if not fs.exists(base):
+        return []
+    return sorted(p for p in fs.find(base) if p.endswith(".parquet"))
+
+
+def read_parts(dst_url: str, kind: str, schema: pa.Schema,
+               storage_options: dict[str, Any] | None = None) -> pa.Table:
+    """Every committed row of ``kind`` ("manifest" or "reconcile") as one Arrow table."""
+    fs, root = url_to_fs(dst_url, storage_options)
+    tables = []
+    for path in _committed_parts(fs, state_path(root, kind)):
+        with fs.open(path, "rb") as fh:
+            table = pq.read_table(fh)
+        # Older schema versions only ever add columns, so missing ones are filled with nulls.
+        for name in schema.names:
+            if name not in table.column_names:
+                table = table.append_column(name, pa.nulls(table.num_rows, schema.field(name).type))
+        tables.append(table.select(schema.names).cast(schema))
+    if not tables:
+        return schema.empty_table()
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def read_manifest(dst_url: str, storage_options: dict[str, Any] | None = None) -> pa.Table:
+    """All committed manifest rows under DST."""
+    return read_parts(dst_url, "manifest", MANIFEST_SCHEMA, storage_options)
+
+
+def read_verdicts(dst_url: str, storage_options: dict[str, Any] | None = None) -> pa.Table:
+    """All committed reconcile verdicts under DST."""
+    return read_parts(dst_url, "reconcile", RECONCILE_SCHEMA, storage_options)
+
+
+def latest_rows(table: pa.Table) -> pa.Table:
+    """The newest row per source key: what the archive looks like after the last run of each job."""
+    if table.num_rows == 0:
+        return table
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("m", table)
+    return con.sql(
+        "SELECT * FROM m QUALIFY row_number() OVER (PARTITION BY source_uri ORDER BY created_at DESC) = 1"
+    ).to_arrow_table()
+
+
+def connect(dst_url: str, storage_options: dict[str, Any] | None = None) -> Any:
+    """A DuckDB connection with views ``manifest``, ``latest`` and ``reconcile`` over DST.
+
+    Parts are read through fsspec and pyarrow (DuckDB's own httpfs would need a network
+    download of the extension), then exposed to DuckDB as Arrow tables.
+    """
+    import duckdb
+
+    con = duckdb.connect()
+    manifest = read_manifest(dst_url, storage_options)
+    con.register("_manifest", manifest)
+    con.register("_reconcile", read_verdicts(dst_url, storage_options))
+    con.sql("CREATE VIEW manifest AS SELECT * FROM _manifest")
+    con.sql("CREATE VIEW reconcile AS SELECT * FROM _reconcile")
+    con.sql(
+        "CREATE VIEW latest AS SELECT * FROM _manifest "
+        "QUALIFY row_number() OVER (PARTITION BY source_uri ORDER BY created_at DESC) = 1"
+    )
+    return con
+
+
+def iter_batches(table: pa.Table, size: int) -> Iterable[pa.Table]:
+    """Slice a table into consecutive batches of at most ``size`` rows."""
+    for start in range(0, table.num_rows, size):
+        yield table.slice(start, size)

@@ -1,0 +1,276 @@
+"""Compress one shard: read, encode, decode, measure, write output, stage a manifest part.
+
+Plain functions, no Ray or Prefect: the Ray actor in :mod:`recodec.tasks.workers` calls
+:func:`process_shard`, and tests can call it directly.
+
+Per image (``process_image``)::
+
+    source bytes --read_image--> pixels --encode--> payload --decode--> decoded pixels
+                                   \\________________ metrics ________________/
+    payload --atomic_write--> DST/<dest_key>        row --> manifest part (staged)
+
+Any error of one image becomes that image's ``failed`` row; it never stops the shard.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recodec.codecs import Codec, get_codec
+from recodec.digest import pixel_sha256, sha256_hex
+from recodec.errors import DecodeError, RecodecError
+from recodec.manifest import MANIFEST_SCHEMA, SCHEMA_VERSION, PartSink, manifest_part_path, to_table
+from recodec.storage import atomic_write, full_url, join, scrub, url_to_fs
+from recodec.tasks.planning import PlanItem, Shard
+
+
+@dataclass
+class JobSpec:
+    """What a worker needs to process shards of one job (picklable; secrets stay in storage_options)."""
+
+    src: str
+    dst: str
+    codec: str
+    params: dict[str, Any]
+    container: str
+    job_key: str
+    run_id: str
+    target: str | None = None
+    max_pixels: int = 400_000_000
+    allow_growth: bool = False
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Encoded:
+    """The chosen encoding of one image and what its decoder really returned."""
+
+    payload: bytes
+    decoded: np.ndarray
+    codec: Codec
+    params: dict[str, Any]
+    container: str
+    encode_seconds: float
+    decode_seconds: float
+    attempts: int = 1
+    metrics: Any = None
+
+
+class RowFailure(RecodecError):
+    """A per-image failure whose reason is set by the pipeline itself (size, etag...)."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _finite(x: float | None) -> float | None:
+    """Manifest floats: +inf PSNR (identical pixels) is kept; NaN becomes null."""
+    if x is None:
+        return None
+    x = float(x)
+    return None if np.isnan(x) else x
+
+
+def encode_once(image: Any, codec: Codec, params: dict[str, Any], container: str,
+                source: bytes) -> Encoded:
+    """Encode with fixed params (or a lossless transcode of the source), then decode once."""
+    from recodec.imageio import decode_output, encode_output
+
+    t0 = time.perf_counter()
+    payload = None
+    if container == "raw":
+        payload = codec.transcode(source, image.format, params)
+    if payload is None:
+        payload = encode_output(image, codec, params, container=container)
+    t1 = time.perf_counter()
+    decoded = decode_output(payload, codec=codec)
+    t2 = time.perf_counter()
+    return Encoded(payload, decoded, codec, params, container, t1 - t0, t2 - t1)
+
+
+def base_row(spec: JobSpec, shard_id: int, item: PlanItem, src_fs: Any, src_root: str, *,
+             codec_version: str | None = None, device: str | None = None,
+             worker: str | None = None) -> dict[str, Any]:
+    """The columns every manifest row has, whatever happens to the image."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": spec.run_id,
+        "job_key": spec.job_key,
+        "shard_id": shard_id,
+        "source_uri": full_url(src_fs, join(src_root, item.key)),
+        "source_key": item.key,
+        "source_bytes": item.size,
+        "source_etag": item.etag,
+        "codec": spec.codec,
+        "codec_params": json.dumps(spec.params, sort_keys=True, default=str),
+        "codec_version": codec_version,
+        "container": spec.container,
+        "target": spec.target,
+        "device": device,
+        "worker": worker,
+    }
+
+
+class ShardContext:
+    """Per-worker state reused across shards: codec, filesystems, device and worker name."""
+
+    def __init__(self, spec: JobSpec, *, worker: str = "local", device: str = "cpu") -> None:
+        self.spec = spec
+        self.worker = worker
+        self.device = device
+        self.codec = get_codec(spec.codec)
+        self.codec.load()
+        self.codec_version = self.codec.version()
+        self.src_fs, self.src_root = url_to_fs(spec.src, spec.storage_options)
+        self.dst_fs, self.dst_root = url_to_fs(spec.dst, spec.storage_options)
+        self.sink = PartSink(spec.dst, spec.storage_options)
+
+    def base_row(self, shard_id: int, item: PlanItem) -> dict[str, Any]:
+        """The columns every row of this worker has, whatever happens to the image."""
+        return base_row(self.spec, shard_id, item, self.src_fs, self.src_root,
+                        codec_version=self.codec_version, device=self.device, worker=self.worker)
+
+    def read_source(self, item: PlanItem) -> bytes:
+        """Read a source object, checking it still matches its planned size and version pin."""
+        from recodec.storage import etag_of
+
+        path = join(self.src_root, item.key)
+        try:
+            info = self.src_fs.info(path)
+        except FileNotFoundError:
+            raise RowFailure(f"source {item.key!r} no longer exists", reason="source_missing") from None
+        if etag_of(info) != item.etag:
+            raise RowFailure(f"source changed since planning (version pin {item.etag})",
+                             reason="source_changed")
+        data = self.src_fs.cat_file(path)
+        if len(data) != item.size:
+            raise RowFailure(f"source changed while reading ({len(data)} bytes, planned {item.size})",
+                             reason="source_changed")
+        return data
+
+    def encode(self, image: Any, source: bytes) -> Encoded:
+        """Encode an image as the job asks (fixed params, or a target-quality search)."""
+        from recodec.imageio import choose_container
+
+        container = choose_container(image, self.codec, self.spec.container)
+        enc = encode_once(image, self.codec, self.spec.params, container, source)
+        enc.metrics = self.measure(image, enc.decoded)
+        return enc
+
+    def measure(self, image: Any, decoded: np.ndarray) -> Any:
+        """Quality of what the decoder returned, against the source pixels."""
+        from recodec.metrics import compute_metrics
+
+        if decoded.shape != image.array.shape or decoded.dtype != image.array.dtype:
+            raise DecodeError(
+                f"decoded {decoded.dtype}{decoded.shape} != source {image.array.dtype}{image.array.shape}",
+                reason="roundtrip_mismatch",
+            )
+        return compute_metrics(image.array, decoded, bit_depth=image.bit_depth, nodata=image.nodata,
+                               device=self.device)
+
+    def process_image(self, shard_id: int, item: PlanItem) -> dict[str, Any]:
+        """One image end to end; returns its manifest row (ok, failed or skipped), never raises."""
+        from recodec.imageio import output_extension, read_image
+
+        row = self.base_row(shard_id, item)
+        try:
+            source = self.read_source(item)
+            image = read_image(source, max_pixels=self.spec.max_pixels, name=item.key)
+            row.update(width=image.width, height=image.height, bands=image.bands,
+                       dtype=image.dtype.name, source_format=image.format, bit_depth=image.bit_depth)
+            enc = self.encode(image, source)
+            m = enc.metrics
+            row.update(
+                codec=enc.codec.name,
+                codec_params=json.dumps(enc.params, sort_keys=True, default=str),
+                container=enc.container,
+                attempts=enc.attempts,
+                dest_bytes=len(enc.payload),
+                dest_sha256=sha256_hex(enc.payload),
+                bpp=len(enc.payload) * 8 / (image.width * image.height),
+                psnr=_finite(m.psnr), ssim=_finite(m.ssim), ms_ssim=_finite(m.ms_ssim),
+                max_abs_error=_finite(m.max_abs_error), sam=_finite(m.sam),
+                psnr_per_band=[_finite(v) for v in m.psnr_per_band], metric_peak=_finite(m.peak),
+                encode_seconds=enc.encode_seconds, decode_seconds=enc.decode_seconds,
+                decoded_sha256=pixel_sha256(enc.decoded),
+            )
+            if len(enc.payload) >= item.size and not self.spec.allow_growth:
+                row.update(status="skipped", error=(
+                    f"no_gain: output {len(enc.payload)} bytes >= source {item.size} bytes; source kept"))
+                return row
+            ext = output_extension(enc.codec, enc.container)
+            dest_key = item.dest_key if item.dest_key.endswith(ext) else item.dest_key + ext
+            dest_path = join(self.dst_root, dest_key)
+            atomic_write(self.dst_fs, dest_path, enc.payload)
+            row.update(dest_uri=full_url(self.dst_fs, dest_path), status="ok")
+        except RecodecError as exc:
+            row.update(status="failed", error=scrub(str(exc), self.spec.storage_options))
+        except MemoryError:
+            row.update(status="failed", error="out_of_memory: image too large for this worker")
+        except Exception as exc:  # a bug or library fault must fail the row, not the shard
+            row.update(status="failed", error=scrub(f"internal_error: {type(exc).__name__}: {exc}",
+                                                    self.spec.storage_options))
+        row["created_at"] = _now()
+        return row
+
+    def process_shard(self, shard: Shard) -> "ShardResult":
+        """Process every image of a shard and stage (write, not commit) its manifest part."""
+        rows = []
+        for item in shard.items:
+            row = self.process_image(shard.shard_id, item)
+            row.setdefault("created_at", _now())
+            rows.append(row)
+        table = to_table(rows, MANIFEST_SCHEMA)
+        staging = self.sink.start()
+        try:
+            self.sink.write(staging, table)
+        except BaseException:
+            self.sink.cleanup(staging)
+            raise
+        final = manifest_part_path(self.dst_root, self.spec.job_key, shard.shard_id)
+        return ShardResult.from_rows(shard.shard_id, staging, final, rows)
+
+
+@dataclass
+class ShardResult:
+    """What a worker returns for a shard: where its staged part is, and summary counts."""
+
+    shard_id: int
+    staging: str
+    final: str
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    source_bytes: int = 0
+    dest_bytes: int = 0
+    pixels: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_rows(cls, shard_id: int, staging: str, final: str, rows: list[dict[str, Any]]) -> "ShardResult":
+        """Summarise the rows of a shard."""
+        res = cls(shard_id, staging, final)
+        for row in rows:
+            status = row["status"]
+            setattr(res, status, getattr(res, status) + 1)
+            if status == "ok":
+                res.source_bytes += row["source_bytes"] or 0
+                res.dest_bytes += row["dest_bytes"] or 0
+                for name in ("bpp", "psnr", "ssim", "ms_ssim"):
+                    v = row.get(name)
+                    if v is not None and np.isfinite(v):
+                        res.sums[name] = res.sums.get(name, 0.0) + v
+                        res.counts[name] = res.counts.get(name, 0) + 1
+            elif status == "failed":
+                res.errors.append(f"{row['source_key']}: {row['error']}")
+        return res

@@ -1,0 +1,200 @@
+"""Job-level steps of a recompression run: prepare, plan, compress on Ray, summarise.
+
+Each step is a plain function taking typed config; :mod:`recodec.flows.recompress`
+wraps them as Prefect tasks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from recodec.codecs import get_codec
+from recodec.config import RunConfig
+from recodec.manifest import MANIFEST_SCHEMA, PartSink, manifest_part_path, state_path, to_table
+from recodec.storage import url_to_fs
+from recodec.tasks.compress import JobSpec, ShardResult
+from recodec.tasks.planning import PlanSummary, Shard, iter_shards, plan_job
+from recodec.tasks.workers import CompressWorker, ensure_ray, run_bounded, start_actors, stop_actors
+
+Progress = Callable[[str], None]
+
+
+def stderr_progress(message: str) -> None:
+    """Default progress sink: one line on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def new_run_id() -> str:
+    """A sortable, unique id for one invocation: UTC time plus random suffix."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def prepare_job(config: RunConfig) -> JobSpec:
+    """Resolve codec params (failing fast on bad ones) and derive the job key and run id."""
+    from recodec.imageio import output_extension  # noqa: F401  (fail fast if I/O is broken)
+
+    codec = get_codec(config.codec)
+    resolved = codec.resolve_params(config.params, quality=config.quality)
+    if config.target:
+        from recodec.target import parse_target
+
+        parse_target(config.target)  # fail before listing anything
+    return JobSpec(
+        src=config.src, dst=config.dst, codec=config.codec, params=resolved,
+        container=config.container, job_key=config.job_key(resolved),
+        run_id=config.run_id or new_run_id(), target=config.target, max_pixels=config.max_pixels,
+        allow_growth=config.allow_growth, storage_options=config.storage_options,
+    )
+
+
+def plan(config: RunConfig, spec: JobSpec) -> PlanSummary:
+    """List SRC and persist the shard plan (or reuse the persisted one)."""
+    from recodec.imageio import output_extension
+
+    codec = get_codec(spec.codec)
+    # The planned extension is the raw one; a GeoTIFF container output gets ".tif" appended
+    # at write time if the planned key does not already end with it.
+    ext = output_extension(codec, "geotiff" if config.container == "geotiff" else "raw")
+    return plan_job(
+        config.src, config.dst, spec.job_key, extension=ext, extensions=tuple(config.extensions),
+        shard_size=config.shard_size, shard_bytes=config.shard_bytes,
+        job_info={"job_key": spec.job_key, "codec": spec.codec, "params": spec.params,
+                  "config": config.public_dict()},
+        storage_options=config.storage_options,
+    )
+
+
+@dataclass
+class RunStats:
+    """Counts of one invocation (resumed shards are counted, not redone)."""
+
+    shards_total: int = 0
+    shards_done: int = 0
+    shards_resumed: int = 0
+    shards_failed: int = 0
+    images_done: int = 0
+    startup_seconds: float = 0.0
+    work_seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+def _lost_shard_rows(spec: JobSpec, shard: Shard, exc: BaseException) -> list[dict[str, Any]]:
+    """Failed rows for a shard whose worker died past its retries, so no image goes unrecorded."""
+    from recodec.tasks.compress import base_row
+
+    src_fs, src_root = url_to_fs(spec.src, spec.storage_options)
+    first_line = str(exc).splitlines()[0][:300] if str(exc) else ""
+    now = dt.datetime.now(dt.timezone.utc)
+    rows = []
+    for item in shard.items:
+        row = base_row(spec, shard.shard_id, item, src_fs, src_root)
+        row.update(status="failed", error=f"worker_lost: {type(exc).__name__}: {first_line}", created_at=now)
+        rows.append(row)
+    return rows
+
+
+def compress(config: RunConfig, spec: JobSpec, summary: PlanSummary,
+             progress: Progress = stderr_progress) -> RunStats:
+    """Compress every uncommitted shard on a pool of Ray actors and commit their parts."""
+    t0 = time.perf_counter()
+    stats = RunStats(shards_total=summary.shards)
+    dst_fs, dst_root = url_to_fs(config.dst, config.storage_options)
+    sink = PartSink(config.dst, config.storage_options)
+    committed = {p.rsplit("/", 1)[-1] for p in _list(dst_fs, state_path(dst_root, "manifest", f"job={spec.job_key}"))}
+
+    def todo() -> Any:
+        for shard in iter_shards(config.dst, spec.job_key, summary.shards, config.storage_options):
+            if manifest_part_path(dst_root, spec.job_key, shard.shard_id).rsplit("/", 1)[-1] in committed:
+                stats.shards_resumed += 1
+                continue
+            yield shard
+
+    def report() -> None:
+        done = stats.shards_done + stats.shards_resumed + stats.shards_failed
+        progress(f"[recodec] shards {done}/{stats.shards_total} "
+                 f"(resumed {stats.shards_resumed}, failed {stats.shards_failed}), "
+                 f"images {stats.images_done}, {time.perf_counter() - t0:.1f}s")
+
+    def on_result(shard: Shard, res: ShardResult) -> None:
+        sink.commit(res.staging, res.final)
+        stats.shards_done += 1
+        stats.images_done += res.ok + res.failed + res.skipped
+        stats.errors.extend(res.errors[:5])
+        report()
+
+    def on_error(shard: Shard, exc: BaseException) -> None:
+        rows = _lost_shard_rows(spec, shard, exc)
+        sink.write_part(to_table(rows, MANIFEST_SCHEMA),
+                        manifest_part_path(dst_root, spec.job_key, shard.shard_id))
+        stats.shards_failed += 1
+        stats.images_done += len(rows)
+        stats.errors.append(f"shard {shard.shard_id}: {rows[0]['error']}")
+        report()
+
+    ensure_ray(config.ray_address)
+    actors = start_actors(CompressWorker, (spec,), config.workers, config.gpus_per_worker)
+    try:
+        import ray
+
+        ray.get([a.name.remote() for a in actors])  # codec loaded everywhere before timing work
+        stats.startup_seconds = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        run_bounded(actors, todo(), lambda a, s: a.run.remote(s), on_result, on_error,
+                    queue_per_worker=config.queue_per_worker)
+        stats.work_seconds = time.perf_counter() - t1
+    finally:
+        stop_actors(actors)
+    if stats.shards_resumed and not stats.shards_done:
+        report()
+    return stats
+
+
+def _list(fs: Any, path: str) -> list[str]:
+    try:
+        return fs.ls(path, detail=False)
+    except FileNotFoundError:
+        return []
+
+
+def summarize(config: RunConfig, spec: JobSpec, stats: RunStats) -> dict[str, Any]:
+    """Totals of the whole job (this invocation and resumed shards) from its committed manifest."""
+    import pyarrow.compute as pc
+
+    from recodec.manifest import read_manifest
+
+    table = read_manifest(config.dst, config.storage_options)
+    table = table.filter(pc.equal(table["job_key"], spec.job_key))
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("m", table)
+    row = con.sql("""
+        SELECT count(*) AS images,
+               count(*) FILTER (status = 'ok') AS ok,
+               count(*) FILTER (status = 'failed') AS failed,
+               count(*) FILTER (status = 'skipped') AS skipped,
+               coalesce(sum(source_bytes) FILTER (status = 'ok'), 0) AS bytes_before,
+               coalesce(sum(dest_bytes) FILTER (status = 'ok'), 0) AS bytes_after,
+               avg(bpp) FILTER (status = 'ok') AS mean_bpp,
+               avg(psnr) FILTER (status = 'ok' AND isfinite(psnr)) AS mean_psnr,
+               avg(ssim) FILTER (status = 'ok') AS mean_ssim,
+               avg(ms_ssim) FILTER (status = 'ok') AS mean_ms_ssim
+        FROM m""").fetchall()[0]
+    cols = ["images", "ok", "failed", "skipped", "bytes_before", "bytes_after", "mean_bpp", "mean_psnr",
+            "mean_ssim", "mean_ms_ssim"]
+    out: dict[str, Any] = dict(zip(cols, row))
+    out["ratio"] = (out["bytes_before"] / out["bytes_after"]) if out["bytes_after"] else None
+    out.update(
+        run_id=spec.run_id, job_key=spec.job_key, codec=spec.codec, dst=config.dst,
+        shards=stats.shards_total, shards_resumed=stats.shards_resumed, shards_failed=stats.shards_failed,
+        images_this_run=stats.images_done, startup_seconds=round(stats.startup_seconds, 3),
+        work_seconds=round(stats.work_seconds, 3),
+        first_errors=stats.errors[:10],
+    )
+    return out

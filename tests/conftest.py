@@ -1,0 +1,95 @@
+"""Shared fixtures: a real moto S3 server on 127.0.0.1, local Ray, Prefect's test harness."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples" / "archive"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# botocore must never find real credentials or reach AWS from the tests.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing-secret")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A moto S3 server in this process, bound to loopback; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_options(s3_server: str) -> dict[str, Any]:
+    """s3fs storage options pointing at the moto server."""
+    return {
+        "key": os.environ["AWS_ACCESS_KEY_ID"],
+        "secret": os.environ["AWS_SECRET_ACCESS_KEY"],
+        "client_kwargs": {"endpoint_url": s3_server},
+        "skip_instance_cache": True,
+    }
+
+
+@pytest.fixture
+def s3_bucket(s3_options: dict[str, Any]) -> str:
+    """A fresh, empty bucket; yields its ``s3://`` URL."""
+    import s3fs
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    fs = s3fs.S3FileSystem(**s3_options)
+    fs.mkdir(name)
+    return f"s3://{name}"
+
+
+def upload_tree(local: Path, url: str, options: dict[str, Any]) -> None:
+    """Copy a local folder to an S3 URL, file by file."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**options)
+    for path in sorted(local.rglob("*")):
+        if path.is_file():
+            fs.pipe_file(f"{url.removeprefix('s3://')}/{path.relative_to(local).as_posix()}", path.read_bytes())
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    """Embedded local Ray for the whole session (the same code joins a cluster with an address)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 object_store_memory=300 * 1024 * 1024)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """Prefect's test harness: flows run against a throwaway local API database."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def sample_archive(tmp_path: Path) -> Path:
+    """A private copy of the bundled sample archive (tests must never touch the real one)."""
+    dst = tmp_path / "archive"
+    shutil.copytree(SAMPLES, dst)
+    return dst
