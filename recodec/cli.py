@@ -122,6 +122,32 @@ def reconcile(dst: str, workers: int, ray_address: str | None, config_file: str 
 
 
 @cli.command()
+@click.argument("src", required=False)
+@click.argument("dst")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="YAML file with storage_options.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def audit(src: str | None, dst: str, config_file: str | None, as_json: bool) -> None:
+    """Check DST's invariants (one row per source, outputs intact, no orphans, sources unchanged).
+
+    Exits 1 and lists the violations if any invariant is broken. Give SRC to also check that
+    every source is unchanged since it was recorded.
+    """
+    from recodec.tasks.audit import audit as run_audit
+
+    report = run_audit(src, dst, _storage_options(config_file))
+    if as_json:
+        click.echo(json.dumps({"ok": report.ok, "violations": report.violations, "info": report.info},
+                              indent=2, default=str))
+    else:
+        click.echo(f"audit {dst}: {len(report.violations)} violation(s); "
+                   + ", ".join(f"{k}={v}" for k, v in report.info.items()))
+        for v in report.violations:
+            click.echo(f"  {v['kind']}: {v['uri']}  {v['detail']}")
+    sys.exit(0 if report.ok else 1)
+
+
+@cli.command()
 @click.argument("dst")
 @click.argument("sql")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")

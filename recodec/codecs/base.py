@@ -141,7 +141,7 @@ class Codec(abc.ABC):
         """True when the codec's dependencies import on this machine."""
         try:
             self.load()
-        except CodecUnavailableError:
+        except CodecError:  # a missing library, or missing/unverified model weights
             return False
         return True
 

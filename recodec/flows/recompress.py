@@ -22,9 +22,9 @@ summarize_task = task(jobs.summarize, name="summarize", cache_policy=NONE)
 
 
 @flow(name="recompress", log_prints=False, validate_parameters=False)
-def recompress(config: RunConfig, progress: Any = jobs.stderr_progress) -> dict[str, Any]:
+def recompress(config: RunConfig) -> dict[str, Any]:
     """Recompress every image of ``config.src`` into ``config.dst`` and return the job summary."""
     spec = prepare_task(config)
     plan = plan_task(config, spec)
-    stats = compress_task(config, spec, plan, progress)
+    stats = compress_task(config, spec, plan)
     return summarize_task(config, spec, stats)

@@ -1,0 +1,137 @@
+"""Pipeline overhead: `recodec run` vs a bare multiprocessing loop doing the same work.
+
+Both sides read each source file, decode it, encode with the same codec and params,
+decode the output, compute the same metrics and write the output.  The pipeline adds
+listing, planning, Ray actors, manifests and commits.  We report steady-state images/s
+for each (startup excluded and reported separately) and their ratio.
+
+    python benchmarks/pipeline_overhead.py --images 500 --workers 2
+
+Run by hand; results go to docs/performance.md.  Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = sorted((REPO / "samples" / "archive" / "photos").glob("*.png"))
+
+
+def make_archive(root: Path, n: int, size: int) -> None:
+    """Write ``n`` PNG crops of ``size``x``size`` cut from the bundled photos."""
+    from PIL import Image
+
+    photos = [np.asarray(Image.open(p).convert("RGB")) for p in SOURCES]
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        img = photos[i % len(photos)]
+        y = int(rng.integers(0, img.shape[0] - size))
+        x = int(rng.integers(0, img.shape[1] - size))
+        d = root / f"d{i // 100:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img[y:y + size, x:x + size]).save(d / f"img{i:05d}.png")
+
+
+_CTX: dict = {}
+
+
+def _init(codec: str, params: dict, out: str) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # Ray actors run with one CPU each; be fair
+    from recodec.codecs import get_codec
+
+    _CTX.update(codec=get_codec(codec), params=params, out=Path(out))
+    _CTX["codec"].load()
+
+
+def _one(path: str) -> float:
+    from recodec.digest import pixel_sha256, sha256_hex
+    from recodec.imageio import decode_output, encode_output, read_image
+    from recodec.metrics import compute_metrics
+
+    data = Path(path).read_bytes()
+    image = read_image(data)
+    payload = encode_output(image, _CTX["codec"], _CTX["params"], container="raw")
+    decoded = decode_output(payload, codec=_CTX["codec"])
+    m = compute_metrics(image.array, decoded, bit_depth=image.bit_depth)
+    pixel_sha256(decoded)
+    sha256_hex(payload)
+    out = _CTX["out"] / (Path(path).name + ".out")
+    out.write_bytes(payload)
+    return m.psnr
+
+
+def bare_loop(files: list[str], codec: str, params: dict, workers: int, out: Path) -> tuple[float, float]:
+    """Startup seconds and steady-state images/s of a plain multiprocessing pool."""
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(codec, params, str(out))) as pool:
+        pool.map(_one, files[:workers])  # warm every process (imports, codec load)
+        startup = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        pool.map(_one, files, chunksize=8)
+        work = time.perf_counter() - t1
+    return startup, len(files) / work
+
+
+def pipeline(src: Path, dst: Path, codec: str, params: dict, workers: int, shard: int) -> tuple[float, float, int]:
+    """Startup seconds, steady-state images/s and ok count of `recodec run`."""
+    cmd = [sys.executable, "-m", "recodec", "run", str(src), str(dst), "--codec", codec,
+           "--workers", str(workers), "--shard-size", str(shard), "--allow-growth", "--json"]
+    for k, v in params.items():
+        cmd += ["--param", f"{k}={v}"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"recodec run failed:\n{proc.stderr[-3000:]}")
+    s = json.loads(proc.stdout)
+    return wall - s["work_seconds"], s["images_this_run"] / s["work_seconds"], s["ok"]
+
+
+def main() -> None:
+    """Run both sides on the same generated archive and print the comparison."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=500)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--shard-size", type=int, default=32)
+    ap.add_argument("--codec", default="jpeg")
+    ap.add_argument("--param", action="append", default=["quality=85"])
+    args = ap.parse_args()
+    params = dict(p.split("=", 1) for p in args.param)
+    tmp = Path(tempfile.mkdtemp(prefix="recodec-bench-"))
+    try:
+        src = tmp / "src"
+        make_archive(src, args.images, args.size)
+        files = sorted(str(p) for p in src.rglob("*.png"))
+        coerced = __import__("recodec.codecs", fromlist=["get_codec"]).get_codec(args.codec).resolve_params(params)
+        b_start, b_rate = bare_loop(files, args.codec, coerced, args.workers, tmp / "bare")
+        p_start, p_rate, ok = pipeline(src, tmp / "dst", args.codec, params, args.workers, args.shard_size)
+        assert ok == len(files), f"pipeline wrote {ok} of {len(files)}"
+        print(f"images: {len(files)} x {args.size}x{args.size} RGB, codec {args.codec} {params}, "
+              f"{args.workers} workers, shard size {args.shard_size}")
+        print(f"bare multiprocessing : {b_rate:7.2f} images/s   (startup {b_start:5.1f} s)")
+        print(f"recodec run          : {p_rate:7.2f} images/s   (startup {p_start:5.1f} s: Prefect, Ray, "
+              f"listing, planning)")
+        print(f"steady-state ratio   : {p_rate / b_rate:.3f}  (target >= 0.85)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
