@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -73,13 +74,14 @@ def cli() -> None:
 @click.option("--gpus-per-worker", type=float, help="GPUs per actor when the cluster has GPUs (default 1).")
 @click.option("--ray-address", help="Join an existing Ray cluster (default: embedded local Ray).")
 @click.option("--allow-growth", is_flag=True, default=None, help="Keep outputs larger than their source.")
+@click.option("--image-timeout", type=float, help="Seconds one image may take before its row fails (default 300).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="YAML file with any of these settings and storage_options.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def run(src: str | None, dst: str | None, codec: str | None, quality: float | None, params: tuple[str, ...],
         target: str | None, container: str | None, shard_size: int | None, workers: int | None,
         gpus_per_worker: float | None, ray_address: str | None, allow_growth: bool | None,
-        config_file: str | None, as_json: bool) -> None:
+        image_timeout: float | None, config_file: str | None, as_json: bool) -> None:
     """Recompress every image under SRC into DST (fsspec URLs: paths, file://, s3://)."""
     from recodec.config import build_config, load_config_file, parse_params
     from recodec.flows.recompress import recompress
@@ -89,7 +91,8 @@ def run(src: str | None, dst: str | None, codec: str | None, quality: float | No
             load_config_file(config_file) if config_file else {},
             dict(src=src, dst=dst, codec=codec, quality=quality, params=parse_params(params) or None,
                  target=target, container=container, shard_size=shard_size, workers=workers,
-                 gpus_per_worker=gpus_per_worker, ray_address=ray_address, allow_growth=allow_growth),
+                 gpus_per_worker=gpus_per_worker, ray_address=ray_address, allow_growth=allow_growth,
+                 image_timeout_s=image_timeout),
         )
         summary = recompress(config)
     except RecodecError as exc:
@@ -237,6 +240,11 @@ def codecs(as_json: bool) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    # Nothing may phone home at run time; the user can still override each of these.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     cli(prog_name="recodec")
 
 

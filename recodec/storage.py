@@ -47,9 +47,23 @@ class SourceObject:
     etag: str
 
 
+#: botocore retries throttling (SlowDown, 503), 5xx and connection resets with backoff.
+S3_RETRIES = {"retries": {"max_attempts": 10, "mode": "adaptive"}}
+
+
+def with_defaults(url: str, storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    """Storage options plus recodec's defaults (S3 retry policy) unless the user set them."""
+    opts = dict(storage_options or {})
+    if url.startswith(("s3://", "s3a://")):
+        config = dict(opts.get("config_kwargs") or {})
+        config.setdefault("retries", S3_RETRIES["retries"])
+        opts["config_kwargs"] = config
+    return opts
+
+
 def url_to_fs(url: str, storage_options: dict[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
     """Filesystem and protocol-less root path for ``url`` (local path, file://, s3://...)."""
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    fs, path = fsspec.core.url_to_fs(url, **with_defaults(url, storage_options))
     return fs, path.rstrip("/") if path not in ("/", "") else path
 
 
@@ -118,7 +132,9 @@ def list_sources(
             if not name.lower().endswith(exts):
                 continue
             path = posixpath.join(dirpath, name)
-            rel = posixpath.relpath(path, root) if root else path
+            # Plain prefix stripping, not relpath: relpath would normalise "a/../x" away and hide
+            # a hostile key; the raw key is kept so that safe_key() can refuse it later.
+            rel = path[len(root) + 1:] if root and path.startswith(root + "/") else path
             if exclude_prefix and (path + "/").startswith(exclude_prefix.rstrip("/") + "/"):
                 continue
             yield SourceObject(key=rel, size=int(info.get("size") or 0), etag=etag_of(info))

@@ -20,6 +20,9 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing-secret")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.pop("AWS_PROFILE", None)
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
 @pytest.fixture(scope="session")
@@ -72,8 +75,10 @@ def ray_local() -> Iterator[None]:
     import ray
 
     if not ray.is_initialized():
+        # PYTHONPATH lets actors import test-only codecs ("tests.faults:HangingCodec").
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 object_store_memory=300 * 1024 * 1024)
+                 object_store_memory=300 * 1024 * 1024,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
     yield
     ray.shutdown()
 

@@ -79,18 +79,25 @@ def _build(name: str, factory: CodecFactory) -> Codec:
 
 
 def get_codec(name: str) -> Codec:
-    """Return the (per-process, shared) codec instance registered under ``name``."""
+    """Return the (per-process, shared) codec instance registered under ``name``.
+
+    ``name`` may also be a ``"package.module:CodecClass"`` path, which needs no registration
+    (handy for private codecs on a cluster where the module is installed on every node).
+    """
     _load_entry_points()
     with _lock:
         if name in _instances:
             return _instances[name]
         try:
-            factory = _factories[name]
+            factory = _factories[name] if ":" not in name else name
         except KeyError:
             raise UnknownCodecError(
                 f"unknown codec {name!r}; known: {', '.join(sorted(_factories))}"
             ) from None
-    codec = _build(name, factory)
+    try:
+        codec = _build(name, factory)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownCodecError(f"cannot load codec {name!r}: {exc}") from exc
     with _lock:
         return _instances.setdefault(name, codec)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,7 @@ class JobSpec:
     run_id: str
     target: str | None = None
     max_pixels: int = 400_000_000
+    image_timeout_s: float = 300.0
     allow_growth: bool = False
     storage_options: dict[str, Any] = field(default_factory=dict)
 
@@ -104,7 +106,8 @@ def base_row(spec: JobSpec, shard_id: int, item: PlanItem, src_fs: Any, src_root
         "run_id": spec.run_id,
         "job_key": spec.job_key,
         "shard_id": shard_id,
-        "source_uri": full_url(src_fs, join(src_root, item.key)),
+        # Recorded verbatim (not validated here): a hostile key must still get its own row.
+        "source_uri": full_url(src_fs, f"{src_root.rstrip('/')}/{item.key}"),
         "source_key": item.key,
         "source_bytes": item.size,
         "source_etag": item.etag,
@@ -116,6 +119,14 @@ def base_row(spec: JobSpec, shard_id: int, item: PlanItem, src_fs: Any, src_root
         "device": device,
         "worker": worker,
     }
+
+
+def output_key(item: PlanItem, container: str, ext: str) -> str:
+    """DST key of an output: a GeoTIFF re-written as a GeoTIFF keeps its key (a drop-in
+    replacement for GIS catalogues); anything else gets the planned key with its codec's extension."""
+    if container == "geotiff" and item.key.lower().endswith((".tif", ".tiff")):
+        return item.key
+    return item.dest_key if item.dest_key.endswith(ext) else item.dest_key + ext
 
 
 class ShardContext:
@@ -131,6 +142,7 @@ class ShardContext:
         self.src_fs, self.src_root = url_to_fs(spec.src, spec.storage_options)
         self.dst_fs, self.dst_root = url_to_fs(spec.dst, spec.storage_options)
         self.sink = PartSink(spec.dst, spec.storage_options)
+        self.tainted = False
 
     def base_row(self, shard_id: int, item: PlanItem) -> dict[str, Any]:
         """The columns every row of this worker has, whatever happens to the image."""
@@ -206,8 +218,7 @@ class ShardContext:
                 row.update(status="skipped", error=(
                     f"no_gain: output {len(enc.payload)} bytes >= source {item.size} bytes; source kept"))
                 return row
-            ext = output_extension(enc.codec, enc.container)
-            dest_key = item.dest_key if item.dest_key.endswith(ext) else item.dest_key + ext
+            dest_key = output_key(item, enc.container, output_extension(enc.codec, enc.container))
             dest_path = join(self.dst_root, dest_key)
             atomic_write(self.dst_fs, dest_path, enc.payload)
             row.update(dest_uri=full_url(self.dst_fs, dest_path), status="ok")
@@ -215,17 +226,40 @@ class ShardContext:
             row.update(status="failed", error=scrub(str(exc), self.spec.storage_options))
         except MemoryError:
             row.update(status="failed", error="out_of_memory: image too large for this worker")
+        except OSError as exc:  # storage: disk full, permissions, S3 errors past the retries
+            row.update(status="failed", error=scrub(f"storage_error: {type(exc).__name__}: {exc}",
+                                                    self.spec.storage_options))
         except Exception as exc:  # a bug or library fault must fail the row, not the shard
             row.update(status="failed", error=scrub(f"internal_error: {type(exc).__name__}: {exc}",
                                                     self.spec.storage_options))
         row["created_at"] = _now()
         return row
 
+    def process_with_timeout(self, shard_id: int, item: PlanItem) -> dict[str, Any]:
+        """:meth:`process_image` in a helper thread, abandoned after ``image_timeout_s``.
+
+        A decoder stuck in C code cannot be interrupted from Python, so the thread is left behind
+        (daemon) and the worker marks itself ``tainted``: the driver restarts the actor after the
+        shard, which frees whatever the stuck thread holds.
+        """
+        box: dict[str, Any] = {}
+        thread = threading.Thread(target=lambda: box.update(row=self.process_image(shard_id, item)),
+                                  name=f"image-{item.key}", daemon=True)
+        thread.start()
+        thread.join(self.spec.image_timeout_s)
+        if thread.is_alive():
+            self.tainted = True
+            row = self.base_row(shard_id, item)
+            row.update(status="failed", created_at=_now(),
+                       error=f"timeout: no result after {self.spec.image_timeout_s:g} s; worker restarted")
+            return row
+        return box["row"]
+
     def process_shard(self, shard: Shard) -> "ShardResult":
         """Process every image of a shard and stage (write, not commit) its manifest part."""
         rows = []
         for item in shard.items:
-            row = self.process_image(shard.shard_id, item)
+            row = self.process_with_timeout(shard.shard_id, item)
             row.setdefault("created_at", _now())
             rows.append(row)
         table = to_table(rows, MANIFEST_SCHEMA)
@@ -236,7 +270,9 @@ class ShardContext:
             self.sink.cleanup(staging)
             raise
         final = manifest_part_path(self.dst_root, self.spec.job_key, shard.shard_id)
-        return ShardResult.from_rows(shard.shard_id, staging, final, rows)
+        result = ShardResult.from_rows(shard.shard_id, staging, final, rows)
+        result.restart_worker = self.tainted
+        return result
 
 
 @dataclass
@@ -255,6 +291,8 @@ class ShardResult:
     sums: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    #: The worker abandoned a stuck image thread and should be replaced by a fresh process.
+    restart_worker: bool = False
 
     @classmethod
     def from_rows(cls, shard_id: int, staging: str, final: str, rows: list[dict[str, Any]]) -> "ShardResult":

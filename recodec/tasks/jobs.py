@@ -49,6 +49,7 @@ def prepare_job(config: RunConfig) -> JobSpec:
         src=config.src, dst=config.dst, codec=config.codec, params=resolved,
         container=config.container, job_key=config.job_key(resolved),
         run_id=config.run_id or new_run_id(), target=config.target, max_pixels=config.max_pixels,
+        image_timeout_s=config.image_timeout_s,
         allow_growth=config.allow_growth, storage_options=config.storage_options,
     )
 

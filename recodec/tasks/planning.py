@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from recodec.manifest import state_path
-from recodec.storage import SourceObject, atomic_write, list_sources, safe_key, url_to_fs
+from recodec.storage import SourceObject, UnsafeKeyError, atomic_write, list_sources, safe_key, url_to_fs
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,11 @@ def cut_shards(sources: Iterator[SourceObject], extension: str, shard_size: int,
         parent = posixpath.dirname(obj.key)
         if parent != folder:  # collisions can only happen inside one folder, so memory stays small
             folder, taken = parent, set()
-        item = PlanItem(obj.key, obj.size, obj.etag, dest_key_for(obj.key, extension, taken))
+        try:
+            dest = dest_key_for(obj.key, extension, taken)
+        except UnsafeKeyError:
+            dest = ""  # planned like any source, so it gets its own failed row (unsafe_key)
+        item = PlanItem(obj.key, obj.size, obj.etag, dest)
         if shard.items and (len(shard.items) >= shard_size or shard.nbytes + item.size > shard_bytes):
             yield shard
             shard = Shard(shard.shard_id + 1)

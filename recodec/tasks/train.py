@@ -167,13 +167,13 @@ def train_model(data: str, out_dir: str, config: TrainConfig, *, init_from: str 
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        window.append((q, float(bpp), float(mse)))
+        window.append((q, bpp.item(), mse.item()))
         if step % config.log_every == 0 or step == config.steps:
             psnr = [10 * math.log10(1 / max(m, 1e-10)) for _, _, m in window]
             log.write(json.dumps({
                 "step": step, "lr": lr, "seconds": round(time.time() - t0, 1),
                 "bpp": round(float(np.mean([b for _, b, _ in window])), 4),
-                "psnr": round(float(np.mean(psnr)), 3), "loss": round(float(loss), 4),
+                "psnr": round(float(np.mean(psnr)), 3), "loss": round(loss.item(), 4),
             }) + "\n")
             log.flush()
             window = []
@@ -226,6 +226,7 @@ def evaluate_rd(weights: str, images: list[np.ndarray], *, model: str = "hyperpr
     from recodec.codecs.learned.codec import codec_for_weights
 
     codec = codec_for_weights(model, weights)
+    codec.load()  # the ladder length comes from the weights
     qualities = qualities or list(range(1, codec.knob.high + 1))
     points = []
     for q in qualities:

@@ -160,6 +160,10 @@ def run_bounded(
                 on_error(item, exc)
             else:
                 on_result(item, result)
+                if getattr(result, "restart_worker", False):
+                    # Ray restarts the actor (max_restarts=-1) and re-runs calls queued on it.
+                    log.warning("restarting actor %d after an abandoned stuck image", idx)
+                    ray.kill(actors[idx], no_restart=False)
         fill()
 
 
