@@ -8,7 +8,9 @@
 from recodec.codecs.base import Capabilities, Codec, Knob, Param, as_hwc
 from recodec.codecs.registry import (
     ENTRY_POINT_GROUP,
+    AUTO_CODECS,
     detect_codec,
+    expand_codecs,
     get_codec,
     list_codecs,
     register,
@@ -16,6 +18,8 @@ from recodec.codecs.registry import (
 )
 
 __all__ = [
+    "AUTO_CODECS",
+    "expand_codecs",
     "ENTRY_POINT_GROUP",
     "Capabilities",
     "Codec",

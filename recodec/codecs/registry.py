@@ -35,6 +35,10 @@ _BUILTIN: dict[str, str] = {
     "hyperprior": "recodec.codecs.learned:HyperpriorCodec",
 }
 
+#: Candidates of ``--codec auto``, in order of preference for ties: lossy classical codecs.
+#: The learned codecs are left out (slow without a GPU); list them explicitly to try them.
+AUTO_CODECS: tuple[str, ...] = ("jxl", "avif", "webp", "jpeg", "jpeg2000", "lerc")
+
 _factories: dict[str, CodecFactory] = dict(_BUILTIN)
 _instances: dict[str, Codec] = {}
 _lock = threading.Lock()
@@ -118,3 +122,18 @@ def detect_codec(data: bytes) -> Codec | None:
         if codec.sniff(data):
             return codec
     return None
+
+
+def expand_codecs(spec: str) -> list[str]:
+    """Codec names of a ``--codec`` value: one name, ``auto``, or a comma-separated list.
+
+    ``auto`` keeps only the :data:`AUTO_CODECS` whose dependencies are installed.
+    """
+    if spec.strip() == "auto":
+        return [name for name in AUTO_CODECS if get_codec(name).available()]
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise UnknownCodecError("no codec given")
+    for name in names:
+        get_codec(name)  # unknown names fail here, before any work
+    return list(dict.fromkeys(names))

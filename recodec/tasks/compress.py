@@ -37,11 +37,15 @@ class JobSpec:
 
     src: str
     dst: str
+    #: The codec as the user gave it: a name, "auto" or a comma-separated list.
     codec: str
-    params: dict[str, Any]
+    #: Resolved params per candidate codec, in order of preference (one entry without a list).
+    params: dict[str, dict[str, Any]]
     container: str
     job_key: str
     run_id: str
+    #: Extension the plan gave to dest keys ("" when the codec is chosen per image).
+    plan_extension: str = ""
     target: str | None = None
     max_pixels: int = 400_000_000
     image_timeout_s: float = 300.0
@@ -66,6 +70,18 @@ class Encoded:
 
 class RowFailure(RecodecError):
     """A per-image failure whose reason is set by the pipeline itself (size, etag...)."""
+
+
+class TargetUnreachable(RecodecError):
+    """No candidate codec met the target; carries the search so the row can show how close it got."""
+
+    reason = "target_unreachable"
+
+    def __init__(self, result: Any, attempts: int) -> None:
+        detail = "; ".join(f"{name}: {why}" for name, why in result.reasons.items())
+        super().__init__(detail or "no candidate could encode the image")
+        self.result = result
+        self.attempts = attempts
 
 
 def _now() -> dt.datetime:
@@ -112,7 +128,8 @@ def base_row(spec: JobSpec, shard_id: int, item: PlanItem, src_fs: Any, src_root
         "source_bytes": item.size,
         "source_etag": item.etag,
         "codec": spec.codec,
-        "codec_params": json.dumps(spec.params, sort_keys=True, default=str),
+        "codec_params": json.dumps(spec.params[spec.codec] if spec.codec in spec.params else spec.params,
+                                   sort_keys=True, default=str),
         "codec_version": codec_version,
         "container": spec.container,
         "target": spec.target,
@@ -121,12 +138,16 @@ def base_row(spec: JobSpec, shard_id: int, item: PlanItem, src_fs: Any, src_root
     }
 
 
-def output_key(item: PlanItem, container: str, ext: str) -> str:
-    """DST key of an output: a GeoTIFF re-written as a GeoTIFF keeps its key (a drop-in
-    replacement for GIS catalogues); anything else gets the planned key with its codec's extension."""
+def output_key(item: PlanItem, container: str, ext: str, planned_ext: str) -> str:
+    """DST key of an output.
+
+    A GeoTIFF re-written as a GeoTIFF keeps its key (a drop-in replacement for GIS catalogues).
+    Otherwise the planned key, which is unique in its folder for ``planned_ext``; any other
+    extension is appended to it, which keeps it unique.
+    """
     if container == "geotiff" and item.key.lower().endswith((".tif", ".tiff")):
         return item.key
-    return item.dest_key if item.dest_key.endswith(ext) else item.dest_key + ext
+    return item.dest_key if ext == planned_ext else item.dest_key + ext
 
 
 class ShardContext:
@@ -136,9 +157,10 @@ class ShardContext:
         self.spec = spec
         self.worker = worker
         self.device = device
-        self.codec = get_codec(spec.codec)
-        self.codec.load()
-        self.codec_version = self.codec.version()
+        self.codecs = {name: get_codec(name) for name in spec.params}
+        for codec in self.codecs.values():
+            codec.load()
+        self.codec_version = ", ".join(c.version() for c in self.codecs.values())
         self.src_fs, self.src_root = url_to_fs(spec.src, spec.storage_options)
         self.dst_fs, self.dst_root = url_to_fs(spec.dst, spec.storage_options)
         self.sink = PartSink(spec.dst, spec.storage_options)
@@ -171,10 +193,53 @@ class ShardContext:
         """Encode an image as the job asks (fixed params, or a target-quality search)."""
         from recodec.imageio import choose_container
 
-        container = choose_container(image, self.codec, self.spec.container)
-        enc = encode_once(image, self.codec, self.spec.params, container, source)
+        if self.spec.target:
+            return self.search(image)
+        (name, params), = self.spec.params.items()
+        codec = self.codecs[name]
+        enc = encode_once(image, codec, params, choose_container(image, codec, self.spec.container), source)
         enc.metrics = self.measure(image, enc.decoded)
         return enc
+
+    def search(self, image: Any) -> Encoded:
+        """Smallest encoding meeting the job's target, over every candidate codec's knob.
+
+        Each attempt encodes into the real output container and decodes it once; the
+        winner's decoded array and metrics are reused (no second decode).
+        """
+        from recodec.imageio import choose_container, decode_output, encode_output
+        from recodec.target import codec_candidate, parse_target, search_codecs
+
+        timing = {"encode": 0.0, "decode": 0.0}
+
+        def timed(kind: str, fn: Any) -> Any:
+            def run(*args: Any) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return fn(*args)
+                finally:
+                    timing[kind] += time.perf_counter() - t0
+            return run
+
+        candidates, containers = [], {}
+        for name, codec in self.codecs.items():
+            container = containers[name] = choose_container(image, codec, self.spec.container)
+            candidates.append(codec_candidate(
+                codec, image.array, params=self.spec.params[name], bit_depth=image.bit_depth,
+                nodata=image.nodata, device=self.device,
+                encoder=timed("encode", lambda arr, p, c=codec, k=container: encode_output(
+                    image, c, p, container=k)),
+                decoder=timed("decode", lambda data, c=codec: decode_output(data, codec=c)),
+            ))
+        result = search_codecs(candidates, parse_target(self.spec.target))
+        attempts = sum(r.attempts for r in result.results.values())
+        if not result.met or result.best is None or result.best.data is None:
+            raise TargetUnreachable(result, attempts)
+        best, codec = result.best, self.codecs[result.codec]
+        params = {**self.spec.params[result.codec], codec.knob.name: best.knob_value}
+        return Encoded(best.data, best.measured["decoded"], codec, params, containers[result.codec],
+                       timing["encode"], timing["decode"], attempts=attempts,
+                       metrics=best.measured["metrics"])
 
     def measure(self, image: Any, decoded: np.ndarray) -> Any:
         """Quality of what the decoder returned, against the source pixels."""
@@ -218,10 +283,18 @@ class ShardContext:
                 row.update(status="skipped", error=(
                     f"no_gain: output {len(enc.payload)} bytes >= source {item.size} bytes; source kept"))
                 return row
-            dest_key = output_key(item, enc.container, output_extension(enc.codec, enc.container))
+            dest_key = output_key(item, enc.container, output_extension(enc.codec, enc.container),
+                                  self.spec.plan_extension)
             dest_path = join(self.dst_root, dest_key)
             atomic_write(self.dst_fs, dest_path, enc.payload)
             row.update(dest_uri=full_url(self.dst_fs, dest_path), status="ok")
+        except TargetUnreachable as exc:
+            # Record how close the best-effort attempt got (the highest-quality one searched).
+            tried = [r.measured for r in exc.result.results.values() if r.measured]
+            closest = max(tried, key=lambda m: m.get("psnr") or -np.inf, default={})
+            row.update(status="failed", attempts=exc.attempts, error=scrub(str(exc), self.spec.storage_options),
+                       **{k: _finite(closest.get(k)) for k in ("psnr", "ssim", "ms_ssim", "max_abs_error", "bpp")
+                          if closest.get(k) is not None})
         except RecodecError as exc:
             row.update(status="failed", error=scrub(str(exc), self.spec.storage_options))
         except MemoryError:

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from recodec.codecs import get_codec
+from recodec.codecs import expand_codecs, get_codec
 from recodec.config import RunConfig
+from recodec.errors import ConfigError
 from recodec.manifest import MANIFEST_SCHEMA, PartSink, manifest_part_path, state_path, to_table
 from recodec.storage import url_to_fs
 from recodec.tasks.compress import JobSpec, ShardResult
@@ -35,36 +36,58 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
+def resolve_candidates(codec_spec: str, params: dict[str, Any], quality: float | None) -> dict[str, dict[str, Any]]:
+    """Resolved params per candidate codec; with several codecs each gets the params it knows.
+
+    A parameter that no candidate knows is an error, and so is ``--quality`` when no candidate
+    has a 1-100 quality, so nobody silently gets a default.
+    """
+    names = expand_codecs(codec_spec)
+    if len(names) == 1:
+        return {names[0]: get_codec(names[0]).resolve_params(params, quality=quality)}
+    out: dict[str, dict[str, Any]] = {}
+    used: set[str] = set()
+    for name in names:
+        codec = get_codec(name)
+        mine = {k: v for k, v in params.items() if k in codec.all_params()}
+        used.update(mine)
+        out[name] = codec.resolve_params(mine, quality=quality if codec.knob.quality_shortcut else None)
+    unknown = sorted(set(params) - used)
+    if unknown:
+        raise ConfigError(f"no candidate codec has parameter(s) {', '.join(unknown)}")
+    if quality is not None and not any(get_codec(n).knob.quality_shortcut for n in names):
+        raise ConfigError("--quality needs a codec with a 1-100 quality; use --param")
+    return out
+
+
 def prepare_job(config: RunConfig) -> JobSpec:
     """Resolve codec params (failing fast on bad ones) and derive the job key and run id."""
-    from recodec.imageio import output_extension  # noqa: F401  (fail fast if I/O is broken)
+    from recodec.imageio import output_extension
 
-    codec = get_codec(config.codec)
-    resolved = codec.resolve_params(config.params, quality=config.quality)
+    params = resolve_candidates(config.codec, config.params, config.quality)
     if config.target:
         from recodec.target import parse_target
 
         parse_target(config.target)  # fail before listing anything
+    elif len(params) > 1:
+        raise ConfigError("several codecs need a --target to choose between them")
+    (first, *rest) = params
+    plan_ext = "" if rest else output_extension(
+        get_codec(first), "geotiff" if config.container == "geotiff" else "raw")
     return JobSpec(
-        src=config.src, dst=config.dst, codec=config.codec, params=resolved,
-        container=config.container, job_key=config.job_key(resolved),
-        run_id=config.run_id or new_run_id(), target=config.target, max_pixels=config.max_pixels,
-        image_timeout_s=config.image_timeout_s,
+        src=config.src, dst=config.dst, codec=config.codec, params=params,
+        container=config.container, job_key=config.job_key(params),
+        run_id=config.run_id or new_run_id(), plan_extension=plan_ext, target=config.target,
+        max_pixels=config.max_pixels, image_timeout_s=config.image_timeout_s,
         allow_growth=config.allow_growth, storage_options=config.storage_options,
     )
 
 
 def plan(config: RunConfig, spec: JobSpec) -> PlanSummary:
     """List SRC and persist the shard plan (or reuse the persisted one)."""
-    from recodec.imageio import output_extension
-
-    codec = get_codec(spec.codec)
-    # The planned extension is the raw one; a GeoTIFF container output gets ".tif" appended
-    # at write time if the planned key does not already end with it.
-    ext = output_extension(codec, "geotiff" if config.container == "geotiff" else "raw")
     return plan_job(
-        config.src, config.dst, spec.job_key, extension=ext, extensions=tuple(config.extensions),
-        shard_size=config.shard_size, shard_bytes=config.shard_bytes,
+        config.src, config.dst, spec.job_key, extension=spec.plan_extension,
+        extensions=tuple(config.extensions), shard_size=config.shard_size, shard_bytes=config.shard_bytes,
         job_info={"job_key": spec.job_key, "codec": spec.codec, "params": spec.params,
                   "config": config.public_dict()},
         storage_options=config.storage_options,
