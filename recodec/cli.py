@@ -204,6 +204,33 @@ def decode(file: str, out: str, config_file: str | None) -> None:
 
 
 @cli.command()
+@click.argument("data")
+@click.argument("out_dir")
+@click.option("--model", type=click.Choice(["factorized", "hyperprior"]), default="hyperprior", show_default=True)
+@click.option("--lambda", "lambdas", type=float, multiple=True,
+              help="Rate-distortion trade-off per rate point, repeatable (default: the shipped ladder).")
+@click.option("--steps", type=int, default=10_000, show_default=True, help="Optimiser steps.")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--crop", type=int, default=128, show_default=True, help="Random crop side in pixels.")
+@click.option("--eval-data", help="Held-out images for the RD points (default: the held-out split of DATA).")
+@click.option("--init-from", help="Checkpoint to fine-tune from.")
+@click.option("--ray-address", help="Train on this Ray cluster (a GPU is used when it has one).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def train(data: str, out_dir: str, model: str, lambdas: tuple[float, ...], steps: int, batch_size: int,
+          crop: int, eval_data: str | None, init_from: str | None, ray_address: str | None, seed: int) -> None:
+    """Train a learned codec on the images under DATA; write weights, SHA-256 pin and model card."""
+    from recodec.flows.train import train as train_flow
+
+    kwargs: dict[str, Any] = dict(model=model, steps=steps, batch_size=batch_size, crop=crop,
+                                  eval_data=eval_data, init_from=init_from, ray_address=ray_address, seed=seed)
+    if lambdas:
+        kwargs["lambdas"] = lambdas
+    result = train_flow(data, out_dir, **kwargs)
+    click.echo(json.dumps({k: result[k] for k in ("weights", "sha256", "bytes", "model_card", "steps", "device")},
+                          indent=2, default=str))
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def codecs(as_json: bool) -> None:
     """List codecs: quality knob, dtypes, band counts, lossless mode and availability."""

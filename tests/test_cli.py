@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from recodec.cli import cli
 
-COMMANDS = ["run", "reconcile", "query", "decode", "codecs", "audit"]
+COMMANDS = ["run", "reconcile", "query", "decode", "codecs", "audit", "train"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -102,10 +102,11 @@ def encode_once(image: Any, codec: Codec, params: dict[str, Any], container: str
     from recodec.imageio import decode_output, encode_output
 
     t0 = time.perf_counter()
-    payload = None
-    if container == "raw":
-        payload = codec.transcode(source, image.format, params)
-    if payload is None:
+    payload = codec.transcode(source, image.format, params) if container == "raw" else None
+    if payload is not None:
+        # Say so in the manifest: the knob was not applied, the source's own bitstream was re-coded.
+        params = {**params, "transcoded_from": image.format}
+    else:
         payload = encode_output(image, codec, params, container=container)
     t1 = time.perf_counter()
     decoded = decode_output(payload, codec=codec)
@@ -280,7 +281,7 @@ class ShardContext:
                 decoded_sha256=pixel_sha256(enc.decoded),
             )
             if len(enc.payload) >= item.size and not self.spec.allow_growth:
-                row.update(status="skipped", error=(
+                row.update(status="skipped", dest_sha256=None, decoded_sha256=None, error=(
                     f"no_gain: output {len(enc.payload)} bytes >= source {item.size} bytes; source kept"))
                 return row
             dest_key = output_key(item, enc.container, output_extension(enc.codec, enc.container),

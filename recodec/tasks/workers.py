@@ -75,6 +75,23 @@ def pick_device() -> str:
         return "cpu"
 
 
+def limit_threads() -> None:
+    """Give torch as many threads as CPUs Ray granted this actor.
+
+    Oversubscribed intra-op threads make the metrics ~70x slower on a busy 2-core node
+    (measured: 6.5 s vs 0.09 s for one 512x512 image).
+    """
+    import ray
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, int(cpus)))
+    except ImportError:
+        pass
+
+
 def worker_name() -> str:
     """A stable, unique name of the current Ray actor: node, actor id and pid."""
     import ray
@@ -90,6 +107,7 @@ class CompressWorker:
     def __init__(self, spec: Any) -> None:
         from recodec.tasks.compress import ShardContext
 
+        limit_threads()
         self.ctx = ShardContext(spec, worker=worker_name(), device=pick_device())
 
     def run(self, shard: Any) -> Any:

@@ -1,0 +1,473 @@
+"""Quality metrics computed on what the decoder really returns.
+
+One torch implementation serves every dtype (uint8, uint16, int16, float32...) and
+any band count; torch is imported lazily so ``import recodec.metrics`` stays cheap.
+It runs in float64 on the CPU and in float32 on a GPU (``device="cuda"`` when one
+is present, else the CPU).  Pointwise metrics run in row strips over all bands and
+SSIM one band at a time in row strips (whole bands are kept only for MS-SSIM's
+down-sampling), so large scenes need about two float copies of one band plus a few
+strip-sized maps.  :func:`compute_metrics_batch` stacks images of equal
+shape into one batch, which is what makes the GPU pay off.  Under CPU oversubscription
+(several worker processes per core) give torch one thread (``OMP_NUM_THREADS=1``, Ray's
+default for tasks, or ``torch.set_num_threads(1)``): with spinning OpenMP threads a 512x512
+RGB comparison measured 6.5 s on 2 busy cores, against 0.09 s single-threaded.
+
+Conventions the manifest and the target search rely on:
+
+* **Peak** (the ``L`` of PSNR and the SSIM data range), first rule that applies:
+  an explicit ``peak``; ``2**bit_depth - 1`` when ``bit_depth`` is given; the
+  full range of an integer dtype (uint8 -> 255, uint16 and int16 -> 65535,
+  bool -> 1); for float data, whose bit depth is unknown, the dynamic range
+  ``max - min`` of the (valid pixels of the) reference, or 1.0 when that is 0.
+* **Identical images** give ``psnr = +inf`` (also per band; ``mse = 0``).  The
+  manifest stores it as +inf, which Parquet/Arrow float64 columns hold natively;
+  use :func:`finite_or_none` where a format (JSON) cannot.
+* **SSIM** is Wang et al. 2004 ("Image quality assessment: from error visibility
+  to structural similarity", IEEE TIP 13(4)): 11x11 Gaussian window, sigma 1.5,
+  K1 = 0.01, K2 = 0.03, data range = peak, 'valid' filtering (no padding), mean
+  of the SSIM map per band, then mean over bands.  It matches ``pytorch_msssim``.
+* **MS-SSIM** is Wang et al. 2003 ("Multiscale structural similarity for image
+  quality assessment", Asilomar): 5 scales, weights (0.0448, 0.2856, 0.3001,
+  0.2363, 0.1333), contrast-structure at the first four, full SSIM at the last,
+  2x2 average down-sampling, negative terms clipped to 0 (as pytorch_msssim).
+  Odd sizes are replicate-padded before down-sampling, so a side ``s`` becomes
+  ``ceil(s / 2)``.  Fallback when the image is too small: a scale is used only
+  while its shorter side is still >= 11 (5 scales need a shorter side >= 161);
+  with fewer scales the first ``n`` weights are renormalised to sum to 1 and
+  ``ms_ssim_fallback = "<n>_scales"``.  Below 11 pixels even one full window
+  does not fit: SSIM and MS-SSIM then use one scale with the largest odd window
+  that fits (sigma scaled by window / 11), ``ms_ssim_fallback =
+  "single_scale_window_<w>"``; a 1x1 image works (window 1, luminance term only).
+* **SAM** (spectral angle mapper, Kruse et al. 1993) in degrees, mean over pixels,
+  for 2 bands or more, else None.  A pixel whose reference and decoded vectors are
+  both zero has angle 0; when exactly one of them is zero the angle is 90 degrees
+  by convention.  The angle is computed as ``2 asin(|a/|a| - b/|b|| / 2)``, which
+  stays accurate for the tiny angles of near-lossless coding (``acos`` does not).
+* **nodata**: when given, a pixel whose reference equals ``nodata`` in *every*
+  band (NaN matches NaN) is invalid.  PSNR, MSE, max abs error and SAM use valid
+  pixels only: decoded values at nodata pixels are replaced by the reference's
+  (both by 0 where the reference is NaN), so they carry no error.  SSIM/MS-SSIM
+  maps are averaged with weights equal to the Gaussian-weighted fraction of valid
+  pixels in each window (1 inside valid areas, 0 in nodata areas, in between
+  along their edges), and at coarser MS-SSIM scales with the down-sampled mask.  With no valid pixel at all there
+  is nothing to get wrong: psnr = inf, errors 0, SSIM 1 (``valid_pixels = 0``
+  says so).  NaN in a valid pixel is not guessed at: it makes the metrics NaN.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:  # torch is heavy: imported inside the functions that need it
+    import torch
+
+log = logging.getLogger(__name__)
+
+#: SSIM constants of Wang et al. 2004.
+WIN_SIZE = 11
+WIN_SIGMA = 1.5
+K1 = 0.01
+K2 = 0.03
+#: MS-SSIM scale weights of Wang et al. 2003, finest scale first.
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+#: ``ms_ssim_fallback`` when SSIM/MS-SSIM were not asked for (``structural=False``).
+NOT_COMPUTED = "not_computed"
+#: Largest number of pixels (images x H x W) put in one GPU batch.
+DEFAULT_MAX_BATCH_PIXELS = 1 << 26
+#: Elements per row strip of the pointwise and SSIM passes: bounds the temporaries
+#: (a few dozen strip-sized maps) whatever the scene size.
+DEFAULT_STRIP_ELEMENTS = 1 << 22
+
+
+@dataclass
+class Metrics:
+    """Quality of a decoded image against its reference."""
+
+    psnr: float                     # dB; inf when identical
+    ssim: float
+    ms_ssim: float                  # falls back (documented) when the image is too small for 5 scales
+    max_abs_error: float
+    psnr_per_band: list[float]
+    sam: float | None               # spectral angle in degrees, None for 1 band
+    peak: float                     # the peak used for PSNR
+    mse: float = 0.0                # mean squared error over valid pixels and bands, in data units
+    ms_ssim_scales: int = 5         # scales actually used by MS-SSIM
+    ms_ssim_fallback: str | None = None  # None, "<n>_scales", "single_scale_window_<w>" or "not_computed"
+    ssim_window: int = WIN_SIZE     # window side used at the finest scale (< 11 only for tiny images)
+    valid_pixels: int = 0           # pixels compared (all of them unless nodata masks some)
+    masked: bool = False            # True when a nodata value was applied
+    peak_rule: str = ""             # which rule chose the peak: explicit, bit_depth, dtype, data_range
+    device: str = "cpu"             # where it was computed
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict of every field (what the manifest and target search consume)."""
+        return asdict(self)
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """``value`` unless it is inf/NaN (for formats such as JSON that cannot hold them)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _as_hwc(array: np.ndarray) -> np.ndarray:
+    arr = np.asarray(array)
+    if arr.ndim == 2:
+        return arr[:, :, np.newaxis]
+    if arr.ndim != 3:
+        raise ValueError(f"expected a (H, W) or (H, W, S) array, got shape {arr.shape}")
+    return arr
+
+
+def valid_mask(reference: np.ndarray, nodata: float | None) -> np.ndarray | None:
+    """(H, W) bool mask of pixels that are not nodata in every band, or None without nodata."""
+    if nodata is None:
+        return None
+    ref = _as_hwc(reference)
+    if isinstance(nodata, float) and math.isnan(nodata):
+        is_nodata = np.isnan(ref) if ref.dtype.kind == "f" else np.zeros(ref.shape, bool)
+    else:
+        is_nodata = ref == nodata
+    return ~np.all(is_nodata, axis=2)
+
+
+def resolve_peak(reference: np.ndarray, *, peak: float | None = None, bit_depth: int | None = None,
+                 mask: np.ndarray | None = None) -> tuple[float, str]:
+    """The PSNR peak and the rule that chose it (see the module docstring)."""
+    if peak is not None:
+        if not peak > 0:
+            raise ValueError(f"peak must be positive, got {peak}")
+        return float(peak), "explicit"
+    if bit_depth is not None:
+        if not 1 <= int(bit_depth) <= 64:
+            raise ValueError(f"bit_depth must be 1..64, got {bit_depth}")
+        return float(2 ** int(bit_depth) - 1), "bit_depth"
+    ref = _as_hwc(reference)
+    if ref.dtype == np.bool_:
+        return 1.0, "dtype"
+    if ref.dtype.kind in "ui":
+        info = np.iinfo(ref.dtype)
+        return float(int(info.max) - int(info.min)), "dtype"
+    values = ref[mask] if mask is not None else ref
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 1.0, "data_range"
+    span = float(values.max()) - float(values.min())
+    return (span if span > 0 else 1.0), "data_range"
+
+
+def _pick_device(device: str | None) -> "torch.device":
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        log.warning("metrics: device %r requested but CUDA is not available; using the CPU", device)
+        return torch.device("cpu")
+    return dev
+
+
+def _compute_dtype(dev: "torch.device") -> "torch.dtype":
+    """float64 on the CPU (exact enough for any test); float32 on a GPU, where float64 is slow."""
+    import torch
+
+    return torch.float64 if dev.type == "cpu" else torch.float32
+
+
+def _ms_ssim_plan(height: int, width: int) -> tuple[int, int, str | None]:
+    """(scales, finest window, fallback label) for an image of this size."""
+    side = min(height, width)
+    if side < WIN_SIZE:
+        win = side if side % 2 else side - 1
+        return 1, max(win, 1), f"single_scale_window_{max(win, 1)}"
+    scales = 0
+    while scales < len(MS_SSIM_WEIGHTS) and side >= WIN_SIZE:
+        scales += 1
+        side = (side + 1) // 2
+    return scales, WIN_SIZE, (None if scales == len(MS_SSIM_WEIGHTS) else f"{scales}_scales")
+
+
+def _gaussian(win: int) -> list[float]:
+    """Normalised 1-D Gaussian taps (plain floats: no device sync when used as scalars)."""
+    sigma = WIN_SIGMA * win / WIN_SIZE  # keeps the window's shape when a tiny image forces it smaller
+    taps = [math.exp(-((k - (win - 1) / 2) ** 2) / (2 * sigma**2)) for k in range(win)]
+    total = sum(taps)
+    return [t / total for t in taps]
+
+
+def _blur(t: "torch.Tensor", taps: list[float]) -> "torch.Tensor":
+    """Separable 'valid' Gaussian filtering of the last two axes, as in-place shifted sums.
+
+    Eleven fused multiply-adds over slices are ~9x faster than a grouped float64 conv2d on
+    the CPU, and just as good on a GPU (the operation is memory-bound either way).
+    """
+    win = len(taps)
+    out_h, out_w = t.shape[-2] - win + 1, t.shape[-1] - win + 1
+    rows = t[..., :, 0:out_w] * taps[0]
+    for k in range(1, win):
+        rows.add_(t[..., :, k:k + out_w], alpha=taps[k])
+    out = rows[..., 0:out_h, :] * taps[0]
+    for k in range(1, win):
+        out.add_(rows[..., k:k + out_h, :], alpha=taps[k])
+    return out
+
+
+def _down(t: "torch.Tensor") -> "torch.Tensor":
+    """2x2 average down-sampling; odd sides are replicate-padded so a side s becomes ceil(s/2)."""
+    import torch.nn.functional as F
+
+    pad_h, pad_w = t.shape[2] % 2, t.shape[3] % 2
+    if pad_h or pad_w:
+        t = F.pad(t, (0, pad_w, 0, pad_h), mode="replicate")
+    return F.avg_pool2d(t, 2)
+
+
+def _weighted_sums(values: "torch.Tensor", weights: "torch.Tensor | None") -> "torch.Tensor":
+    """Per-image sum of an (N, 1, h, w) map, times ``weights`` when given."""
+    return (values if weights is None else values * weights).sum(dim=(1, 2, 3))
+
+
+def _ssim_scale(x: "torch.Tensor", y: "torch.Tensor", mask: "torch.Tensor | None", taps: list[float],
+                strip_rows: int) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Per-image (mean SSIM, mean contrast-structure) of one scale, computed in row strips.
+
+    x, y are (N, 1, H, W) already divided by the peak, so the constants use a data range of 1:
+    the same SSIM as with range = peak, but float32 (GPU) is spared 65535**2 cancellation.
+    Strips of output rows (inputs overlapping by the window) keep memory at a few strip-sized
+    maps whatever the image size; the sums are the same as over the full map.
+    """
+    import torch
+
+    c1, c2 = K1**2, K2**2
+    win = len(taps)
+    out_rows = x.shape[2] - win + 1
+    n = x.shape[0]
+    ssim_sum = torch.zeros(n, dtype=x.dtype, device=x.device)
+    cs_sum = torch.zeros_like(ssim_sum)
+    weight_sum = torch.zeros_like(ssim_sum)
+    for start in range(0, out_rows, strip_rows):
+        rows = slice(start, min(start + strip_rows, out_rows) + win - 1)
+        xs, ys = x[:, :, rows], y[:, :, rows]
+        stats = _blur(torch.cat([xs, ys, xs * xs, ys * ys, xs * ys], dim=1), taps)
+        mu_x, mu_y, exx, eyy, exy = stats.unbind(dim=1)
+        cs_map = (2 * (exy - mu_x * mu_y) + c2) / (exx - mu_x**2 + eyy - mu_y**2 + c2)
+        ssim_map = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1) * cs_map
+        weights = _blur(mask[:, :, rows], taps) if mask is not None else None
+        ssim_sum += _weighted_sums(ssim_map.unsqueeze(1), weights)
+        cs_sum += _weighted_sums(cs_map.unsqueeze(1), weights)
+        weight_sum += weights.sum(dim=(1, 2, 3)) if weights is not None else float(cs_map[0].numel())
+    # No valid pixel anywhere near: nothing to get wrong at this scale (1, the identity).
+    empty = weight_sum <= 0
+    safe = weight_sum.clamp_min(torch.finfo(x.dtype).tiny)
+    one = torch.ones_like(ssim_sum)
+    return torch.where(empty, one, ssim_sum / safe), torch.where(empty, one, cs_sum / safe)
+
+
+def _ssim_ms_ssim(x: "torch.Tensor", y: "torch.Tensor", mask: "torch.Tensor | None", scales: int,
+                  win: int, strip_elements: int) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Per-image SSIM and MS-SSIM of one band; x, y are (N, 1, H, W) already divided by the peak."""
+    import torch
+
+    taps = _gaussian(win)
+    weights = MS_SSIM_WEIGHTS[:scales] if scales > 1 else (1.0,)
+    total = sum(weights)  # renormalises the weights when fewer than 5 scales fit
+    ms = torch.ones(x.shape[0], dtype=x.dtype, device=x.device)
+    ssim = ms
+    for k in range(scales):
+        strip_rows = max(1, strip_elements // max(1, x.shape[0] * x.shape[3]))
+        ssim_k, cs_k = _ssim_scale(x, y, mask, taps, strip_rows)
+        if k == 0:
+            ssim = ssim_k
+        # Wang 2003: contrast-structure at the finer scales, full SSIM at the coarsest;
+        # negative means are clipped to 0 (as pytorch_msssim) so the power stays real.
+        term = ssim_k if k == scales - 1 else cs_k
+        ms = ms * torch.relu(term) ** (weights[k] / total)
+        if k < scales - 1:
+            x, y = _down(x), _down(y)
+            mask = _down(mask) if mask is not None else None
+    return ssim, ms
+
+
+def _metrics_stack(ref: np.ndarray, dec: np.ndarray, peaks: Sequence[float], rules: Sequence[str],
+                   masks: np.ndarray | None, dev: "torch.device", structural: bool = True,
+                   strip_elements: int | None = None) -> list[Metrics]:
+    """Metrics of N same-shape pairs stacked as (N, H, W, S) arrays, computed in one batch."""
+    import torch
+
+    strip_elements = strip_elements or DEFAULT_STRIP_ELEMENTS
+
+    n, h, w, s = ref.shape
+    dtype = _compute_dtype(dev)
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    scales, win, fallback = _ms_ssim_plan(h, w) if structural else (0, 0, NOT_COMPUTED)
+
+    def load(rows: slice, bands: slice | int) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor | None"]:
+        """(x, y, valid) of some rows and bands as (N, rows, W, bands) tensors, nodata neutralised."""
+        sel = (slice(None), rows, slice(None), bands)
+        x = torch.from_numpy(np.ascontiguousarray(ref[sel], dtype=np_dtype)).to(dev)
+        y = torch.from_numpy(np.ascontiguousarray(dec[sel], dtype=np_dtype)).to(dev)
+        if isinstance(bands, int):
+            x, y = x.unsqueeze(-1), y.unsqueeze(-1)
+        if masks is None:
+            return x, y, None
+        valid = torch.from_numpy(masks[:, rows]).to(dev).unsqueeze(-1)
+        # nodata pixels take the reference's value in both (0 where it is NaN), so they carry no
+        # error into sums, maxima, angles or SSIM windows that straddle a nodata edge.
+        fill = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+        return torch.where(valid, x, fill), torch.where(valid, y, fill), valid
+
+    peak_t = torch.tensor(list(peaks), dtype=dtype, device=dev).view(n, 1, 1, 1)
+    sq_err = torch.zeros((n, s), dtype=dtype, device=dev)
+    max_err = torch.zeros(n, dtype=dtype, device=dev)
+    angle_sum = torch.zeros(n, dtype=dtype, device=dev)
+    ssim = torch.zeros(n, dtype=dtype, device=dev)
+    ms_ssim = torch.zeros(n, dtype=dtype, device=dev)
+    valid_n = (torch.from_numpy(masks.reshape(n, -1).sum(axis=1).astype(np_dtype)).to(dev) if masks is not None
+               else torch.full((n,), float(h * w), dtype=dtype, device=dev))
+    with torch.no_grad():
+        # Pointwise metrics, all bands at once, in row strips (bounded memory).
+        rows_per_strip = max(1, strip_elements // max(1, n * w * s))
+        for start in range(0, h, rows_per_strip):
+            x, y, valid = load(slice(start, start + rows_per_strip), slice(None))
+            diff = y - x
+            sq_err += (diff * diff).sum(dim=(1, 2))
+            max_err = torch.maximum(max_err, diff.abs().amax(dim=(1, 2, 3)))
+            if s > 1:
+                angle = _spectral_angle(x, y)
+                angle_sum += (angle if valid is None else angle * valid[..., 0]).sum(dim=(1, 2))
+        # SSIM / MS-SSIM need whole bands (down-sampling), one band at a time.
+        mask_t = torch.from_numpy(masks.astype(np_dtype)).to(dev).unsqueeze(1) if masks is not None else None
+        for b in range(s if structural else 0):
+            x, y, _ = load(slice(None), b)
+            # (N, H, W, 1) -> contiguous (N, 1, H, W): a permuted view would make the blur's
+            # shifted slices strided (channels-last) and several times slower.
+            x = (x[..., 0] / peak_t[:, 0]).unsqueeze(1).contiguous()
+            y = (y[..., 0] / peak_t[:, 0]).unsqueeze(1).contiguous()
+            band_ssim, band_ms = _ssim_ms_ssim(x, y, mask_t, scales, win, strip_elements)
+            ssim += band_ssim / s
+            ms_ssim += band_ms / s
+        if not structural:
+            ssim, ms_ssim = ssim.fill_(math.nan), ms_ssim.fill_(math.nan)
+        count = valid_n.clamp_min(1)
+        sam = torch.rad2deg(angle_sum / count) if s > 1 else None
+        mse_band = sq_err / count.unsqueeze(1)
+        mse = sq_err.sum(dim=1) / (count * s)
+    # One device->host transfer per quantity, not per image.
+    mse_l, mse_band_l, max_l = mse.tolist(), mse_band.tolist(), max_err.tolist()
+    ssim_l, ms_l, valid_l = ssim.tolist(), ms_ssim.tolist(), valid_n.tolist()
+    sam_l = sam.tolist() if sam is not None else [None] * n
+    return [
+        Metrics(
+            psnr=psnr_from_mse(mse_l[i], peaks[i]),
+            ssim=float(ssim_l[i]),
+            ms_ssim=float(ms_l[i]),
+            max_abs_error=float(max_l[i]),
+            psnr_per_band=[psnr_from_mse(m, peaks[i]) for m in mse_band_l[i]],
+            sam=None if sam_l[i] is None else float(sam_l[i]),
+            peak=float(peaks[i]),
+            mse=float(mse_l[i]),
+            ms_ssim_scales=scales,
+            ms_ssim_fallback=fallback,
+            ssim_window=win,
+            valid_pixels=int(round(valid_l[i])),
+            masked=masks is not None,
+            peak_rule=rules[i],
+            device=dev.type,
+        )
+        for i in range(n)
+    ]
+
+
+def _spectral_angle(x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
+    """Per-pixel angle (radians) between spectra along the last axis: 2 asin(|x^ - y^| / 2).
+
+    The chord form stays accurate for tiny angles, where acos of a dot product near 1 does not.
+    """
+    import torch
+
+    norm_x = x.norm(dim=-1, keepdim=True)
+    norm_y = y.norm(dim=-1, keepdim=True)
+    unit_x = torch.where(norm_x > 0, x / norm_x.clamp_min(torch.finfo(x.dtype).tiny), torch.zeros_like(x))
+    unit_y = torch.where(norm_y > 0, y / norm_y.clamp_min(torch.finfo(y.dtype).tiny), torch.zeros_like(y))
+    angle = 2 * torch.asin(((unit_x - unit_y).norm(dim=-1) / 2).clamp(max=1.0))
+    # Exactly one zero vector: no direction to compare, 90 degrees by convention (both zero: 0).
+    one_zero = (norm_x[..., 0] > 0) != (norm_y[..., 0] > 0)
+    return torch.where(one_zero, torch.full_like(angle, math.pi / 2), angle)
+
+
+def psnr_from_mse(mse: float, peak: float) -> float:
+    """PSNR in dB, ``10 log10(peak^2 / mse)``; +inf when mse is 0, NaN when mse is NaN."""
+    if math.isnan(mse):
+        return math.nan
+    if mse <= 0:
+        return math.inf
+    return 10.0 * math.log10(peak * peak / mse)
+
+
+def _prepare(reference: np.ndarray, decoded: np.ndarray, peak: float | None, bit_depth: int | None,
+             nodata: float | None) -> tuple[np.ndarray, np.ndarray, float, str, np.ndarray | None]:
+    ref, dec = _as_hwc(reference), _as_hwc(decoded)
+    if ref.shape != dec.shape:
+        raise ValueError(f"reference {ref.shape} and decoded {dec.shape} differ in shape")
+    if ref.size == 0:
+        raise ValueError(f"empty image of shape {ref.shape}")
+    mask = valid_mask(ref, nodata)
+    value, rule = resolve_peak(ref, peak=peak, bit_depth=bit_depth, mask=mask)
+    return ref, dec, value, rule, mask
+
+
+def compute_metrics(reference: np.ndarray, decoded: np.ndarray, *, peak: float | None = None,
+                    bit_depth: int | None = None, nodata: float | None = None,
+                    device: str | None = None, structural: bool = True) -> Metrics:
+    """Compare two (H, W, S) arrays of the same shape (conventions in the module docstring).
+
+    ``structural=False`` skips SSIM and MS-SSIM (most of the cost; both come back NaN with
+    ``ms_ssim_fallback = "not_computed"``), for callers that only need PSNR / error bounds.
+    """
+    ref, dec, value, rule, mask = _prepare(reference, decoded, peak, bit_depth, nodata)
+    return _metrics_stack(ref[None], dec[None], [value], [rule], None if mask is None else mask[None],
+                          _pick_device(device), structural)[0]
+
+
+def compute_metrics_batch(pairs: Sequence[tuple[np.ndarray, np.ndarray]], *, peak: float | None = None,
+                          bit_depth: int | None = None, nodata: float | None = None,
+                          device: str | None = None, structural: bool = True,
+                          max_batch_pixels: int = DEFAULT_MAX_BATCH_PIXELS) -> list[Metrics]:
+    """:func:`compute_metrics` for many (reference, decoded) pairs, batching same-shape pairs.
+
+    Results are in input order and equal the one-by-one results (same code path); the peak
+    is resolved per pair.  On a GPU each batch holds at most ``max_batch_pixels`` pixels.
+    """
+    dev = _pick_device(device)
+    prepared = [_prepare(r, d, peak, bit_depth, nodata) for r, d in pairs]
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, (ref, dec, _, _, mask) in enumerate(prepared):
+        groups.setdefault((ref.shape, mask is None), []).append(i)
+    results: list[Metrics | None] = [None] * len(prepared)
+    for (shape, no_mask), members in groups.items():
+        per_batch = max(1, max_batch_pixels // (shape[0] * shape[1]))
+        for start in range(0, len(members), per_batch):
+            idx = members[start:start + per_batch]
+            items = [prepared[i] for i in idx]
+            ref = np.stack([it[0] for it in items])
+            dec = np.stack([it[1] for it in items])
+            masks = None if no_mask else np.stack([it[4] for it in items])
+            batch = _metrics_stack(ref, dec, [it[2] for it in items], [it[3] for it in items], masks, dev,
+                                   structural)
+            for i, m in zip(idx, batch):
+                results[i] = m
+    return [m for m in results if m is not None]
+
+
+__all__ = [
+    "K1", "K2", "MS_SSIM_WEIGHTS", "Metrics", "WIN_SIGMA", "WIN_SIZE", "compute_metrics",
+    "compute_metrics_batch", "finite_or_none", "psnr_from_mse", "resolve_peak", "valid_mask",
+]
