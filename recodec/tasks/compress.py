@@ -27,7 +27,7 @@ from recodec.codecs import Codec, get_codec
 from recodec.digest import pixel_sha256, sha256_hex
 from recodec.errors import DecodeError, RecodecError
 from recodec.manifest import MANIFEST_SCHEMA, SCHEMA_VERSION, PartSink, manifest_part_path, to_table
-from recodec.storage import atomic_write, full_url, join, scrub, url_to_fs
+from recodec.storage import atomic_write, flush, full_url, join, scrub, url_to_fs
 from recodec.tasks.planning import PlanItem, Shard
 
 
@@ -287,7 +287,7 @@ class ShardContext:
             dest_key = output_key(item, enc.container, output_extension(enc.codec, enc.container),
                                   self.spec.plan_extension)
             dest_path = join(self.dst_root, dest_key)
-            atomic_write(self.dst_fs, dest_path, enc.payload)
+            atomic_write(self.dst_fs, dest_path, enc.payload, durable=False)  # flushed per shard
             row.update(dest_uri=full_url(self.dst_fs, dest_path), status="ok")
         except TargetUnreachable as exc:
             # Record how close the best-effort attempt got (the highest-quality one searched).
@@ -336,6 +336,7 @@ class ShardContext:
             row = self.process_with_timeout(shard.shard_id, item)
             row.setdefault("created_at", _now())
             rows.append(row)
+        flush(self.dst_fs, self.dst_root)  # outputs durable before any row can point at them
         table = to_table(rows, MANIFEST_SCHEMA)
         staging = self.sink.start()
         try:
