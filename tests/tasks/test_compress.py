@@ -1,0 +1,106 @@
+"""Unit tests of recodec.tasks.compress: one shard processed in-process (no Ray)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from recodec.manifest import read_manifest
+from recodec.tasks.compress import JobSpec, ShardContext, output_key
+from recodec.tasks.planning import PlanItem, iter_shards, plan_job
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "archive"
+
+
+def _context(src: Path, dst: Path, codec: str = "jxl", params: dict[str, Any] | None = None,
+             **kw: Any) -> tuple[ShardContext, Any]:
+    from recodec.codecs import get_codec
+
+    resolved = get_codec(codec).resolve_params(params or {})
+    ext = get_codec(codec).capabilities.extension
+    spec = JobSpec(src=str(src), dst=str(dst), codec=codec, params={codec: resolved}, container="raw",
+                   job_key="k", run_id="r", plan_extension=ext, **kw)
+    summary = plan_job(str(src), str(dst), "k", extension=ext, extensions=(".png", ".jpg", ".tif"),
+                       shard_size=100, shard_bytes=10**12, job_info={})
+    return ShardContext(spec), next(iter_shards(str(dst), "k", summary.shards))
+
+
+def test_shard_rows_outputs_and_staged_part(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(SAMPLES / "photos", src)
+    ctx, shard = _context(src, tmp_path / "dst", params={"distance": 2.0, "effort": 3}, allow_growth=True)
+    res = ctx.process_shard(shard)
+    assert (res.ok, res.failed, res.skipped) == (3, 0, 0)
+    assert read_manifest(str(tmp_path / "dst")).num_rows == 0  # staged, not committed
+    ctx.sink.commit(res.staging, res.final)
+    rows = {r["source_key"]: r for r in read_manifest(str(tmp_path / "dst")).to_pylist()}
+    jpg = rows["photo_gemini4_389225main_sw_1965_1024.jpg"]
+    # A JPEG source is re-coded losslessly by JPEG XL, and the manifest says so.
+    assert json.loads(jpg["codec_params"]).get("transcoded_from") == "JPEG" and jpg["psnr"] == float("inf")
+    png = rows["photo_chelsea.png"]
+    assert png["dest_uri"].endswith("photo_chelsea.jxl") and np.isfinite(png["psnr"])
+    assert png["bpp"] == pytest.approx(png["dest_bytes"] * 8 / (png["width"] * png["height"]))
+
+
+def test_failures_are_rows_with_reasons(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ok.png").write_bytes((SAMPLES / "photos" / "photo_chelsea.png").read_bytes())
+    (src / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 50)
+    (src / "gone.png").write_bytes((src / "ok.png").read_bytes())
+    (src / "changed.png").write_bytes((src / "ok.png").read_bytes())
+    ctx, shard = _context(src, tmp_path / "dst", codec="jpeg", allow_growth=True)
+    (src / "gone.png").unlink()
+    (src / "changed.png").write_bytes(b"different now")
+    rows = {r["source_key"]: r for r in (ctx.process_image(0, i) for i in shard.items)}
+    assert rows["ok.png"]["status"] == "ok"
+    assert rows["bad.png"]["error"].startswith("decode_error")
+    assert rows["gone.png"]["error"].startswith("source_missing")
+    assert rows["changed.png"]["error"].startswith("source_changed")
+    assert all(r["created_at"] is not None for r in rows.values())
+
+
+def test_no_gain_is_skipped_and_writes_nothing(tmp_path: Path) -> None:
+    from PIL import Image
+
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(src / "black.png", optimize=True)
+    ctx, shard = _context(src, tmp_path / "dst", codec="jpeg", params={"quality": 95})
+    row = ctx.process_image(0, shard.items[0])
+    assert row["status"] == "skipped" and row["error"].startswith("no_gain")
+    assert row.get("dest_uri") is None and row["dest_sha256"] is None
+    assert not list((tmp_path / "dst").glob("*.jpg"))
+
+
+def test_timeout_fails_row_and_taints_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    src = tmp_path / "src"
+    shutil.copytree(SAMPLES / "photos", src)
+    ctx, shard = _context(src, tmp_path / "dst", codec="jpeg", image_timeout_s=8, allow_growth=True)
+    release = threading.Event()
+    original = ctx.process_image
+
+    def slow(shard_id: int, item: PlanItem) -> dict[str, Any]:
+        if item.key.endswith("coffee.png"):
+            release.wait(60)
+        return original(shard_id, item)
+
+    monkeypatch.setattr(ctx, "process_image", slow)
+    res = ctx.process_shard(shard)
+    release.set()
+    assert (res.ok, res.failed) == (2, 1) and res.restart_worker
+    assert any("timeout" in e for e in res.errors)
+
+
+def test_output_key_rules() -> None:
+    item = PlanItem("a/x.tif", 1, "e", "a/x.jxl")
+    assert output_key(item, "geotiff", ".tif", ".jxl") == "a/x.tif"  # drop-in GeoTIFF replacement
+    assert output_key(item, "raw", ".jxl", ".jxl") == "a/x.jxl"
+    assert output_key(PlanItem("a/x.png", 1, "e", "a/x"), "raw", ".avif", "") == "a/x.avif"
