@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from recodec.codecs import Codec, get_codec
+from recodec.codecs.base import is_band_pack
 from recodec.digest import pixel_sha256, sha256_hex
 from recodec.errors import DecodeError, RecodecError
 from recodec.manifest import MANIFEST_SCHEMA, SCHEMA_VERSION, PartSink, manifest_part_path, to_table
@@ -137,6 +138,10 @@ def base_row(spec: JobSpec, shard_id: int, item: PlanItem, src_fs: Any, src_root
         "device": device,
         "worker": worker,
     }
+
+
+#: Suffix of raw outputs that are band packs (bands coded in groups), e.g. ``scene.jxl.rcbp``.
+BANDPACK_SUFFIX = ".rcbp"
 
 
 def output_key(item: PlanItem, container: str, ext: str, planned_ext: str) -> str:
@@ -286,6 +291,8 @@ class ShardContext:
                 return row
             dest_key = output_key(item, enc.container, output_extension(enc.codec, enc.container),
                                   self.spec.plan_extension)
+            if enc.container == "raw" and is_band_pack(enc.payload):
+                dest_key += BANDPACK_SUFFIX  # no viewer opens a band pack: say so in the name
             dest_path = join(self.dst_root, dest_key)
             atomic_write(self.dst_fs, dest_path, enc.payload, durable=False)  # flushed per shard
             row.update(dest_uri=full_url(self.dst_fs, dest_path), status="ok")

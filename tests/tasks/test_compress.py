@@ -104,3 +104,18 @@ def test_output_key_rules() -> None:
     assert output_key(item, "geotiff", ".tif", ".jxl") == "a/x.tif"  # drop-in GeoTIFF replacement
     assert output_key(item, "raw", ".jxl", ".jxl") == "a/x.jxl"
     assert output_key(PlanItem("a/x.png", 1, "e", "a/x"), "raw", ".avif", "") == "a/x.avif"
+
+
+def test_band_pack_outputs_are_named_as_such(tmp_path: Path) -> None:
+    import tifffile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    tifffile.imwrite(src / "six.tif", rng.integers(0, 255, (40, 48, 6), dtype=np.uint8),
+                     photometric="minisblack", planarconfig="contig")
+    ctx, shard = _context(src, tmp_path / "dst", codec="jxl", params={"distance": 1.0, "effort": 3},
+                          allow_growth=True)
+    row = ctx.process_image(0, shard.items[0])
+    assert row["status"] == "ok", row["error"]
+    assert row["dest_uri"].endswith("six.jxl.rcbp")
