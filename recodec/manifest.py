@@ -197,17 +197,19 @@ def read_verdicts(dst_url: str, storage_options: dict[str, Any] | None = None) -
     return read_parts(dst_url, "reconcile", RECONCILE_SCHEMA, storage_options)
 
 
-def latest_rows(table: pa.Table) -> pa.Table:
-    """The newest row per source key: what the archive looks like after the last run of each job."""
+def newest_per(table: pa.Table, key: str, where: str = "TRUE") -> pa.Table:
+    """The newest row (by ``created_at``) per value of ``key`` among rows matching ``where``."""
     if table.num_rows == 0:
         return table
     import duckdb
 
     con = duckdb.connect()
     con.register("m", table)
-    return con.sql(
-        "SELECT * FROM m QUALIFY row_number() OVER (PARTITION BY source_uri ORDER BY created_at DESC) = 1"
-    ).to_arrow_table()
+    return con.sql(f"SELECT * FROM m WHERE {where} {_newest(key)} ORDER BY {key}").to_arrow_table()
+
+
+def _newest(key: str) -> str:
+    return f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY created_at DESC) = 1"
 
 
 def connect(dst_url: str, storage_options: dict[str, Any] | None = None) -> Any:
@@ -224,10 +226,8 @@ def connect(dst_url: str, storage_options: dict[str, Any] | None = None) -> Any:
     con.register("_reconcile", read_verdicts(dst_url, storage_options))
     con.sql("CREATE VIEW manifest AS SELECT * FROM _manifest")
     con.sql("CREATE VIEW reconcile AS SELECT * FROM _reconcile")
-    con.sql(
-        "CREATE VIEW latest AS SELECT * FROM _manifest "
-        "QUALIFY row_number() OVER (PARTITION BY source_uri ORDER BY created_at DESC) = 1"
-    )
+    # latest: what the archive looks like after the last run of each job, one row per source.
+    con.sql(f"CREATE VIEW latest AS SELECT * FROM _manifest {_newest('source_uri')}")
     return con
 
 

@@ -369,9 +369,6 @@ class ShardResult:
     skipped: int = 0
     source_bytes: int = 0
     dest_bytes: int = 0
-    pixels: int = 0
-    sums: dict[str, float] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     #: The worker abandoned a stuck image thread and should be replaced by a fresh process.
     restart_worker: bool = False
@@ -386,11 +383,6 @@ class ShardResult:
             if status == "ok":
                 res.source_bytes += row["source_bytes"] or 0
                 res.dest_bytes += row["dest_bytes"] or 0
-                for name in ("bpp", "psnr", "ssim", "ms_ssim"):
-                    v = row.get(name)
-                    if v is not None and np.isfinite(v):
-                        res.sums[name] = res.sums.get(name, 0.0) + v
-                        res.counts[name] = res.counts.get(name, 0) + 1
             elif status == "failed":
                 res.errors.append(f"{row['source_key']}: {row['error']}")
         return res

@@ -28,6 +28,7 @@ from recodec.manifest import (
     SCHEMA_VERSION,
     PartSink,
     iter_batches,
+    newest_per,
     read_manifest,
     state_path,
     to_table,
@@ -38,17 +39,7 @@ from recodec.tasks.workers import ensure_ray, run_bounded, start_actors, stop_ac
 
 def rows_to_check(manifest: pa.Table) -> pa.Table:
     """The newest ok row per output object: what DST's outputs must match now."""
-    if manifest.num_rows == 0:
-        return manifest
-    import duckdb
-
-    con = duckdb.connect()
-    con.register("m", manifest)
-    return con.sql(
-        "SELECT * FROM m WHERE status = 'ok' "
-        "QUALIFY row_number() OVER (PARTITION BY dest_uri ORDER BY created_at DESC) = 1 "
-        "ORDER BY dest_uri"
-    ).to_arrow_table()
+    return newest_per(manifest, "dest_uri", where="status = 'ok'")
 
 
 def _target_verdict(row: dict[str, Any]) -> str | None:
