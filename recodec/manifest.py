@@ -50,6 +50,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("container", pa.string()),
         ("target", pa.string()),
         ("attempts", pa.int64()),
+        ("search", pa.string()),
         ("dest_uri", pa.string()),
         ("dest_bytes", pa.int64()),
         ("dest_sha256", pa.string()),

@@ -67,6 +67,8 @@ class Encoded:
     decode_seconds: float
     attempts: int = 1
     metrics: Any = None
+    #: Target search only: why each candidate codec won, lost or was skipped.
+    search: dict[str, str] | None = None
 
 
 class RowFailure(RecodecError):
@@ -245,7 +247,7 @@ class ShardContext:
         params = {**self.spec.params[result.codec], codec.knob.name: best.knob_value}
         return Encoded(best.data, best.measured["decoded"], codec, params, containers[result.codec],
                        timing["encode"], timing["decode"], attempts=attempts,
-                       metrics=best.measured["metrics"])
+                       metrics=best.measured["metrics"], search=result.reasons)
 
     def measure(self, image: Any, decoded: np.ndarray) -> Any:
         """Quality of what the decoder returned, against the source pixels."""
@@ -276,6 +278,7 @@ class ShardContext:
                 codec_params=json.dumps(enc.params, sort_keys=True, default=str),
                 container=enc.container,
                 attempts=enc.attempts,
+                search=json.dumps(enc.search) if enc.search else None,
                 dest_bytes=len(enc.payload),
                 dest_sha256=sha256_hex(enc.payload),
                 bpp=len(enc.payload) * 8 / (image.width * image.height),
@@ -301,6 +304,7 @@ class ShardContext:
             tried = [r.measured for r in exc.result.results.values() if r.measured]
             closest = max(tried, key=lambda m: m.get("psnr") or -np.inf, default={})
             row.update(status="failed", attempts=exc.attempts, error=scrub(str(exc), self.spec.storage_options),
+                       search=json.dumps(exc.result.reasons),
                        **{k: _finite(closest.get(k)) for k in ("psnr", "ssim", "ms_ssim", "max_abs_error", "bpp")
                           if closest.get(k) is not None})
         except RecodecError as exc:

@@ -46,6 +46,8 @@ def test_auto_skips_codecs_that_cannot_hold_the_image(sample_archive: Path, tmp_
     sixteen = rows["l8_LC81390452014295_B5_uint16.tif"]
     assert sixteen["status"] == "ok" and sixteen["codec"] in {"jxl", "lerc"}
     assert sixteen["psnr"] >= 45
+    assert json.loads(sixteen["search"])["jpeg"].startswith("skipped: unsupported")
+    assert json.loads(sixteen["search"])[sixteen["codec"]] == "won"
     eight = rows["l7_RGB.byte.tif"]
     assert eight["status"] == "ok" and eight["psnr"] >= 45
 
