@@ -74,6 +74,8 @@ def cli() -> None:
 @click.option("--gpus-per-worker", type=float, help="GPUs per actor when the cluster has GPUs (default 1).")
 @click.option("--ray-address", help="Join an existing Ray cluster (default: embedded local Ray).")
 @click.option("--allow-growth", is_flag=True, default=None, help="Keep outputs larger than their source.")
+@click.option("--copy-unchanged", is_flag=True, default=None,
+              help="Copy sources left unchanged (no_gain, target_unreachable) verbatim into DST.")
 @click.option("--image-timeout", type=float, help="Seconds one image may take before its row fails (default 300).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="YAML file with any of these settings and storage_options.")
@@ -81,7 +83,7 @@ def cli() -> None:
 def run(src: str | None, dst: str | None, codec: str | None, quality: float | None, params: tuple[str, ...],
         target: str | None, container: str | None, shard_size: int | None, workers: int | None,
         gpus_per_worker: float | None, ray_address: str | None, allow_growth: bool | None,
-        image_timeout: float | None, config_file: str | None, as_json: bool) -> None:
+        copy_unchanged: bool | None, image_timeout: float | None, config_file: str | None, as_json: bool) -> None:
     """Recompress every image under SRC into DST (fsspec URLs: paths, file://, s3://)."""
     from recodec.config import build_config, load_config_file, parse_params
     from recodec.flows.recompress import recompress
@@ -92,7 +94,7 @@ def run(src: str | None, dst: str | None, codec: str | None, quality: float | No
             dict(src=src, dst=dst, codec=codec, quality=quality, params=parse_params(params) or None,
                  target=target, container=container, shard_size=shard_size, workers=workers,
                  gpus_per_worker=gpus_per_worker, ray_address=ray_address, allow_growth=allow_growth,
-                 image_timeout_s=image_timeout),
+                 copy_unchanged=copy_unchanged, image_timeout_s=image_timeout),
         )
         summary = recompress(config)
     except RecodecError as exc:

@@ -52,6 +52,9 @@ class RunConfig:
     image_timeout_s: float = 300.0
     #: Keep an output even when it is not smaller than its source (default: skip with "no_gain").
     allow_growth: bool = False
+    #: For images left unchanged (no_gain, target_unreachable), write a verbatim copy to DST so
+    #: that DST is a complete archive; the row keeps its status and says ``container = "copy"``.
+    copy_unchanged: bool = False
     storage_options: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
 
@@ -84,6 +87,7 @@ class RunConfig:
             "container": self.container,
             "target": self.target,
             "allow_growth": self.allow_growth,
+            "copy_unchanged": self.copy_unchanged,
             "extensions": sorted(self.extensions),
         }
         digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()

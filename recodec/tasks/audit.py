@@ -99,7 +99,7 @@ def _check_rows(fs: Any, root: str, rows: list[dict[str, Any]], src: str | None,
             report.add("bad_status", r["source_uri"] or "", f"status {r['status']!r}")
         elif r["status"] != "ok" and not r.get("error"):
             report.add("bad_status", r["source_uri"] or "", f"{r['status']} row without a reason")
-        if r["status"] == "ok" and r.get("dest_uri"):
+        if r.get("dest_uri"):  # ok outputs and verbatim copies of unchanged sources
             prev = current.get(r["dest_uri"])
             if prev is None or r["created_at"] > prev["created_at"]:
                 current[r["dest_uri"]] = r

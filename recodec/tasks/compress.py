@@ -51,6 +51,7 @@ class JobSpec:
     max_pixels: int = 400_000_000
     image_timeout_s: float = 300.0
     allow_growth: bool = False
+    copy_unchanged: bool = False
     storage_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -291,6 +292,7 @@ class ShardContext:
             if len(enc.payload) >= item.size and not self.spec.allow_growth:
                 row.update(status="skipped", dest_sha256=None, decoded_sha256=None, error=(
                     f"no_gain: output {len(enc.payload)} bytes >= source {item.size} bytes; source kept"))
+                self.copy_unchanged(row, item, source, image)
                 return row
             dest_key = output_key(item, enc.container, output_extension(enc.codec, enc.container),
                                   self.spec.plan_extension)
@@ -307,6 +309,7 @@ class ShardContext:
                        search=json.dumps(exc.result.reasons),
                        **{k: _finite(closest.get(k)) for k in ("psnr", "ssim", "ms_ssim", "max_abs_error", "bpp")
                           if closest.get(k) is not None})
+            self.copy_unchanged(row, item, source, image)
         except RecodecError as exc:
             row.update(status="failed", error=scrub(str(exc), self.spec.storage_options))
         except MemoryError:
@@ -319,6 +322,15 @@ class ShardContext:
                                                     self.spec.storage_options))
         row["created_at"] = _now()
         return row
+
+    def copy_unchanged(self, row: dict[str, Any], item: PlanItem, source: bytes, image: Any) -> None:
+        """With ``copy_unchanged``, put the source verbatim under its own key in DST and say so."""
+        if not self.spec.copy_unchanged:
+            return
+        dest_path = join(self.dst_root, item.key)
+        atomic_write(self.dst_fs, dest_path, source, durable=False)  # flushed per shard
+        row.update(container="copy", dest_uri=full_url(self.dst_fs, dest_path), dest_bytes=len(source),
+                   dest_sha256=sha256_hex(source), decoded_sha256=pixel_sha256(image.array))
 
     def process_with_timeout(self, shard_id: int, item: PlanItem) -> dict[str, Any]:
         """:meth:`process_image` in a helper thread, abandoned after ``image_timeout_s``.

@@ -79,7 +79,8 @@ def prepare_job(config: RunConfig) -> JobSpec:
         container=config.container, job_key=config.job_key(params),
         run_id=config.run_id or new_run_id(), plan_extension=plan_ext, target=config.target,
         max_pixels=config.max_pixels, image_timeout_s=config.image_timeout_s,
-        allow_growth=config.allow_growth, storage_options=config.storage_options,
+        allow_growth=config.allow_growth, copy_unchanged=config.copy_unchanged,
+        storage_options=config.storage_options,
     )
 
 

@@ -38,8 +38,8 @@ from recodec.tasks.workers import ensure_ray, run_bounded, start_actors, stop_ac
 
 
 def rows_to_check(manifest: pa.Table) -> pa.Table:
-    """The newest ok row per output object: what DST's outputs must match now."""
-    return newest_per(manifest, "dest_uri", where="status = 'ok'")
+    """The newest row per output object (ok outputs and verbatim copies): what DST must match now."""
+    return newest_per(manifest, "dest_uri", where="dest_uri IS NOT NULL")
 
 
 def _target_verdict(row: dict[str, Any]) -> str | None:
@@ -56,7 +56,7 @@ def _target_verdict(row: dict[str, Any]) -> str | None:
 
 def check_row(row: dict[str, Any], storage_options: dict[str, Any] | None = None) -> tuple[str, str]:
     """Check one manifest row against storage; returns ``(verdict, detail)``."""
-    from recodec.imageio import decode_output
+    from recodec.imageio import decode_output, read_image
 
     fs, path = url_to_fs(row["dest_uri"], storage_options)
     try:
@@ -69,13 +69,16 @@ def check_row(row: dict[str, Any], storage_options: dict[str, Any] | None = None
     if digest != row["dest_sha256"]:
         return "sha256_mismatch", f"sha256 {digest}, manifest says {row['dest_sha256']}"
     try:
-        decoded = decode_output(data, codec=get_codec(row["codec"]))
+        if row.get("container") == "copy":  # a verbatim copy of the source: decode it as a source
+            decoded = read_image(data).array
+        else:
+            decoded = decode_output(data, codec=get_codec(row["codec"]))
     except Exception as exc:
         return "decode_failed", f"{type(exc).__name__}: {exc}"
     got = pixel_sha256(decoded)
     if got != row["decoded_sha256"]:
         return "pixels_mismatch", f"decoded pixels hash {got}, manifest says {row['decoded_sha256']}"
-    detail = _target_verdict(row)
+    detail = _target_verdict(row) if row.get("status") == "ok" else None
     if detail:
         return "target_not_met", detail
     return "ok", ""

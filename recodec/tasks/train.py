@@ -33,14 +33,17 @@ class TrainConfig:
 
     model: str = "hyperprior"
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
-    n: int = 128
-    m: int = 192
+    n: int = 64
+    m: int = 96
     steps: int = 10_000
     batch_size: int = 8
     crop: int = 128
-    lr: float = 3e-4
-    #: Fraction of the steps after which the learning rate drops by 10x.
-    lr_drop_at: float = 0.8
+    lr: float = 1e-3
+    #: Fractions of the steps after which the learning rate is multiplied by ``lr_decay``.
+    lr_milestones: tuple[float, ...] = (0.6, 0.85)
+    lr_decay: float = 0.3
+    #: Fraction of the steps after which the decoder sees rounded (not noisy) latents.
+    ste_from: float = 0.75
     seed: int = 0
     checkpoint_every: int = 250
     log_every: int = 50
@@ -150,9 +153,10 @@ def train_model(data: str, out_dir: str, config: TrainConfig, *, init_from: str 
     t0, window = time.time(), []
     model.train()
     while step < config.steps:
-        lr = config.lr if step < config.lr_drop_at * config.steps else config.lr / 10
+        lr = config.lr * config.lr_decay ** sum(step >= f * config.steps for f in config.lr_milestones)
         for g in opt.param_groups:
             g["lr"] = lr
+        model.ste = step >= config.ste_from * config.steps
         q = rng.randrange(len(config.lambdas))
         x = torch.from_numpy(random_crops(images, config.batch_size, config.crop, rng)).to(device)
         res = model(x, q)
@@ -247,7 +251,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def write_model_card(path: str, *, summary: dict[str, Any], export: dict[str, Any],
-                     rd_points: list[dict[str, float]], eval_images: list[str], data: str) -> str:
+                     rd_points: list[dict[str, float]], eval_images: list[str], data: str,
+                     notes: str = "") -> str:
     """Write the Markdown model card next to the weights; returns its path."""
     cfg = summary["config"]
     lines = [
@@ -258,8 +263,10 @@ def write_model_card(path: str, *, summary: dict[str, Any], export: dict[str, An
         f"- weights: `{export['file']}`, {export['bytes']} bytes, SHA-256 `{export['sha256']}`",
         f"- training data: `{data}` ({summary['images']} images, held-out split excluded: "
         f"CRC-32(file name) % {HOLDOUT_MODULUS} == 0)",
-        f"- steps: {summary['steps']}, batch {cfg['batch_size']}, crop {cfg['crop']}, lr {cfg['lr']} "
-        f"(/10 after {cfg['lr_drop_at']:.0%}), seed {cfg['seed']}, device {summary['device']}, "
+        f"- steps: {summary['steps']}, batch {cfg['batch_size']}, crop {cfg['crop']}, Adam lr {cfg['lr']} "
+        f"(x{cfg['lr_decay']} after {', '.join(f'{f:.0%}' for f in cfg['lr_milestones'])} of the steps), "
+        f"decoder input noisy then straight-through rounded after {cfg['ste_from']:.0%}, "
+        f"seed {cfg['seed']}, device {summary['device']}, "
         f"{summary['seconds']} s",
         "- loss: lambda * 255^2 * MSE + bpp; lambdas (quality 1..N): "
         + ", ".join(str(x) for x in cfg["lambdas"]),
@@ -273,5 +280,7 @@ def write_model_card(path: str, *, summary: dict[str, Any], export: dict[str, An
         lam = cfg["lambdas"][int(p["quality"]) - 1]
         lines.append(f"| {p['quality']} | {lam} | {p['bpp']:.4f} | {p['psnr']:.2f} |")
     lines += ["", "Held-out images: " + ", ".join(Path(u).name for u in eval_images), ""]
+    if notes:
+        lines += ["## Notes", "", notes, ""]
     Path(path).write_text("\n".join(lines))
     return path

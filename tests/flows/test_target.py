@@ -85,3 +85,14 @@ def test_multiband_uint16_max_abs_error(tmp_path: Path) -> None:
     assert r["status"] == "ok" and r["bands"] == 7 and r["dtype"] == "uint16"
     assert r["max_abs_error"] <= 20
     assert reconcile(str(tmp_path / "o"), workers=1)["ok"]
+
+
+def test_copy_unchanged_keeps_a_complete_archive(sample_archive: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "o"
+    rows = _run(sample_archive / "photos", dst, codec="jpeg", target="psnr>=80", container="raw",
+                copy_unchanged=True)
+    for key, r in rows.items():
+        assert r["status"] == "failed" and r["container"] == "copy"
+        assert (dst / key).read_bytes() == (sample_archive / "photos" / key).read_bytes()
+    result = reconcile(str(dst), workers=1)
+    assert result["ok"] and result["verdicts"] == {"ok": len(rows)}
