@@ -19,7 +19,7 @@ def _row(tmp_path: Path, **kw: Any) -> dict[str, Any]:
     data = get_codec("png").encode(arr)
     out = tmp_path / "o.png"
     out.write_bytes(data)
-    row = {"dest_uri": str(out), "dest_bytes": len(data), "dest_sha256": sha256_hex(data), "codec": "png",
+    row = {"dest_uri": str(out), "dest_bytes": len(data), "dest_sha256": sha256_hex(data), "codec": "png", "status": "ok",
            "decoded_sha256": pixel_sha256(arr), "target": None, "psnr": float("inf"), "ssim": 1.0,
            "ms_ssim": 1.0, "max_abs_error": 0.0, "bpp": len(data) * 8 / (32 * 40)}
     row.update(kw)
