@@ -49,6 +49,8 @@ def print_summary(s: dict[str, Any]) -> None:
     click.echo(f"mean:   bpp {_fmt(s['mean_bpp'])}  PSNR {_fmt(s['mean_psnr'], '.2f')} dB"
                f"  SSIM {_fmt(s['mean_ssim'], '.4f')}  MS-SSIM {_fmt(s['mean_ms_ssim'], '.4f')}")
     click.echo(f"time:   startup {s['startup_seconds']:.1f}s  work {s['work_seconds']:.1f}s")
+    if s.get("shards_uncommitted"):
+        click.echo(f"warning: {s['shards_uncommitted']} shard(s) could not be committed; run again to complete")
     for line in s.get("first_errors") or []:
         click.echo(f"  failed: {line}")
 
@@ -103,7 +105,7 @@ def run(src: str | None, dst: str | None, codec: str | None, quality: float | No
         click.echo(json.dumps(summary, default=str, indent=2))
     else:
         print_summary(summary)
-    if summary["failed"]:
+    if summary["failed"] or summary.get("shards_uncommitted"):
         sys.exit(1)
 
 

@@ -13,6 +13,7 @@ archive safe live in one place:
 
 from __future__ import annotations
 
+import ctypes
 import os
 import posixpath
 import re
@@ -180,28 +181,36 @@ def atomic_write(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, durab
         raise
 
 
-def flush(fs: fsspec.AbstractFileSystem, path: str) -> None:
-    """Make every write under ``path`` durable (local disks; object stores are durable on PUT).
+def flush(fs: fsspec.AbstractFileSystem, root: str, paths: list[str] | None = None) -> None:
+    """Make writes under ``root`` durable (local disks; object stores are durable on PUT).
 
     One ``syncfs`` per shard costs ~0.1 ms per output where an fsync per file costs 3-7 ms
     (measured on ext4, 30 kB outputs); it runs before the shard's manifest part is written,
-    so no committed row ever points at an output that a power cut could lose.
+    so no committed row ever points at an output that a power cut could lose.  Where
+    ``syncfs`` is missing, each of ``paths`` is fsynced instead.  Raises ``OSError`` when the
+    kernel reports a write-back error.
     """
-    if not isinstance(fs, LocalFileSystem) or not os.path.isdir(path):
+    if not isinstance(fs, LocalFileSystem) or not os.path.isdir(root):
         return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _LIBC is not None and _LIBC.syncfs(fd) == 0:
-            return
-        os.sync()
-    finally:
-        os.close(fd)
+    if _LIBC is not None:
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            if _LIBC.syncfs(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"syncfs failed: {os.strerror(err)}")
+        finally:
+            os.close(fd)
+        return
+    for path in paths or ():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _libc() -> Any:
     try:
-        import ctypes
-
         lib = ctypes.CDLL(None, use_errno=True)
         return lib if hasattr(lib, "syncfs") else None
     except OSError:

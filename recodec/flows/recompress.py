@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, task
+from prefect import task
 from prefect.cache_policies import NONE
 
 from recodec.config import RunConfig
+from recodec.flows import redacting_flow
 from recodec.tasks import jobs
 
 prepare_task = task(jobs.prepare_job, name="prepare", cache_policy=NONE)
@@ -21,7 +22,7 @@ compress_task = task(jobs.compress, name="compress-shards", cache_policy=NONE)
 summarize_task = task(jobs.summarize, name="summarize", cache_policy=NONE)
 
 
-@flow(name="recompress", log_prints=False, validate_parameters=False)
+@redacting_flow(name="recompress")
 def recompress(config: RunConfig) -> dict[str, Any]:
     """Recompress every image of ``config.src`` into ``config.dst`` and return the job summary."""
     spec = prepare_task(config)

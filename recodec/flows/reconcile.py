@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, task
+from prefect import task
 from prefect.cache_policies import NONE
 
+from recodec.flows import redacting_flow
 from recodec.tasks import reconcile as rec
 
 verify_task = task(rec.verify, name="verify-outputs", cache_policy=NONE)
 
 
-@flow(name="reconcile", log_prints=False, validate_parameters=False)
+@redacting_flow(name="reconcile")
 def reconcile(dst: str, *, workers: int = 0, ray_address: str | None = None,
               storage_options: dict[str, Any] | None = None, batch_size: int = 64) -> dict[str, Any]:
     """Verify DST's outputs against its manifest on fresh actors; return the verdict summary."""

@@ -70,6 +70,8 @@ class Encoded:
     metrics: Any = None
     #: Target search only: why each candidate codec won, lost or was skipped.
     search: dict[str, str] | None = None
+    #: The codec's name as the job gave it (registry name or "module:Class"), for the manifest.
+    codec_name: str = ""
 
 
 class RowFailure(RecodecError):
@@ -174,6 +176,8 @@ class ShardContext:
         self.dst_fs, self.dst_root = url_to_fs(spec.dst, spec.storage_options)
         self.sink = PartSink(spec.dst, spec.storage_options)
         self.tainted = False
+        #: Outputs written by the current shard, made durable together before its part is staged.
+        self.written: list[str] = []
 
     def base_row(self, shard_id: int, item: PlanItem) -> dict[str, Any]:
         """The columns every row of this worker has, whatever happens to the image."""
@@ -193,7 +197,8 @@ class ShardContext:
             raise RowFailure(f"source changed since planning (version pin {item.etag})",
                              reason="source_changed")
         data = self.src_fs.cat_file(path)
-        if len(data) != item.size:
+        # Checked again after the read: a same-size overwrite during the read changes the pin.
+        if len(data) != item.size or etag_of(self.src_fs.info(path)) != item.etag:
             raise RowFailure(f"source changed while reading ({len(data)} bytes, planned {item.size})",
                              reason="source_changed")
         return data
@@ -208,6 +213,7 @@ class ShardContext:
         codec = self.codecs[name]
         enc = encode_once(image, codec, params, choose_container(image, codec, self.spec.container), source)
         enc.metrics = self.measure(image, enc.decoded)
+        enc.codec_name = name
         return enc
 
     def search(self, image: Any) -> Encoded:
@@ -240,6 +246,7 @@ class ShardContext:
                     image, c, p, container=k)),
                 decoder=timed("decode", lambda data, c=codec: decode_output(data, codec=c)),
             ))
+            candidates[-1].name = name  # the name the job used, which reconcile resolves again
         result = search_codecs(candidates, parse_target(self.spec.target))
         attempts = sum(r.attempts for r in result.results.values())
         if not result.met or result.best is None or result.best.data is None:
@@ -248,7 +255,7 @@ class ShardContext:
         params = {**self.spec.params[result.codec], codec.knob.name: best.knob_value}
         return Encoded(best.data, best.measured["decoded"], codec, params, containers[result.codec],
                        timing["encode"], timing["decode"], attempts=attempts,
-                       metrics=best.measured["metrics"], search=result.reasons)
+                       metrics=best.measured["metrics"], search=result.reasons, codec_name=result.codec)
 
     def measure(self, image: Any, decoded: np.ndarray) -> Any:
         """Quality of what the decoder returned, against the source pixels."""
@@ -262,8 +269,12 @@ class ShardContext:
         return compute_metrics(image.array, decoded, bit_depth=image.bit_depth, nodata=image.nodata,
                                device=self.device)
 
-    def process_image(self, shard_id: int, item: PlanItem) -> dict[str, Any]:
-        """One image end to end; returns its manifest row (ok, failed or skipped), never raises."""
+    def process_image(self, shard_id: int, item: PlanItem,
+                      abandoned: threading.Event | None = None) -> dict[str, Any]:
+        """One image end to end; returns its manifest row (ok, failed or skipped), never raises.
+
+        ``abandoned`` is set when the caller gave up waiting (timeout): nothing is written then.
+        """
         from recodec.imageio import output_extension, read_image
 
         row = self.base_row(shard_id, item)
@@ -275,7 +286,7 @@ class ShardContext:
             enc = self.encode(image, source)
             m = enc.metrics
             row.update(
-                codec=enc.codec.name,
+                codec=enc.codec_name or enc.codec.name,
                 codec_params=json.dumps(enc.params, sort_keys=True, default=str),
                 container=enc.container,
                 attempts=enc.attempts,
@@ -299,7 +310,10 @@ class ShardContext:
             if enc.container == "raw" and is_band_pack(enc.payload):
                 dest_key += BANDPACK_SUFFIX  # no viewer opens a band pack: say so in the name
             dest_path = join(self.dst_root, dest_key)
+            if abandoned is not None and abandoned.is_set():
+                raise RowFailure("gave up waiting; output not written", reason="timeout")
             atomic_write(self.dst_fs, dest_path, enc.payload, durable=False)  # flushed per shard
+            self.written.append(dest_path)
             row.update(dest_uri=full_url(self.dst_fs, dest_path), status="ok")
         except TargetUnreachable as exc:
             # Record how close the best-effort attempt got (the highest-quality one searched).
@@ -329,8 +343,24 @@ class ShardContext:
             return
         dest_path = join(self.dst_root, item.key)
         atomic_write(self.dst_fs, dest_path, source, durable=False)  # flushed per shard
+        self.written.append(dest_path)
         row.update(container="copy", dest_uri=full_url(self.dst_fs, dest_path), dest_bytes=len(source),
                    dest_sha256=sha256_hex(source), decoded_sha256=pixel_sha256(image.array))
+
+    def make_durable(self, rows: list[dict[str, Any]]) -> None:
+        """Flush the shard's outputs; if that fails, no row may claim them (they become failed)."""
+        try:
+            flush(self.dst_fs, self.dst_root, self.written)
+        except OSError as exc:
+            error = scrub(f"storage_error: outputs not durable: {exc}", self.spec.storage_options)
+            for path in self.written:
+                try:
+                    self.dst_fs.rm_file(path)
+                except OSError:
+                    pass  # what cannot be removed, audit reports as an orphan
+            for row in rows:
+                if row.get("dest_uri"):
+                    row.update(status="failed", error=error, dest_uri=None, dest_sha256=None)
 
     def process_with_timeout(self, shard_id: int, item: PlanItem) -> dict[str, Any]:
         """:meth:`process_image` in a helper thread, abandoned after ``image_timeout_s``.
@@ -340,11 +370,13 @@ class ShardContext:
         shard, which frees whatever the stuck thread holds.
         """
         box: dict[str, Any] = {}
-        thread = threading.Thread(target=lambda: box.update(row=self.process_image(shard_id, item)),
+        abandoned = threading.Event()
+        thread = threading.Thread(target=lambda: box.update(row=self.process_image(shard_id, item, abandoned)),
                                   name=f"image-{item.key}", daemon=True)
         thread.start()
         thread.join(self.spec.image_timeout_s)
         if thread.is_alive():
+            abandoned.set()
             self.tainted = True
             row = self.base_row(shard_id, item)
             row.update(status="failed", created_at=_now(),
@@ -355,19 +387,19 @@ class ShardContext:
     def process_shard(self, shard: Shard) -> "ShardResult":
         """Process every image of a shard and stage (write, not commit) its manifest part."""
         rows = []
+        self.written = []
         for item in shard.items:
             row = self.process_with_timeout(shard.shard_id, item)
             row.setdefault("created_at", _now())
             rows.append(row)
-        flush(self.dst_fs, self.dst_root)  # outputs durable before any row can point at them
-        table = to_table(rows, MANIFEST_SCHEMA)
-        staging = self.sink.start()
-        try:
-            self.sink.write(staging, table)
-        except BaseException:
-            self.sink.cleanup(staging)
-            raise
+        self.make_durable(rows)
         final = manifest_part_path(self.dst_root, self.spec.job_key, shard.shard_id)
+        staging: str | None = self.sink.start()
+        try:
+            self.sink.write(staging, to_table(rows, MANIFEST_SCHEMA))
+        except Exception:  # storage failing past its retries: hand the rows to the driver instead
+            self.sink.cleanup(staging)
+            staging = None
         result = ShardResult.from_rows(shard.shard_id, staging, final, rows)
         result.restart_worker = self.tainted
         return result
@@ -378,7 +410,8 @@ class ShardResult:
     """What a worker returns for a shard: where its staged part is, and summary counts."""
 
     shard_id: int
-    staging: str
+    #: Staged part, or None when the worker could not write it (then ``rows`` carries the rows).
+    staging: str | None
     final: str
     ok: int = 0
     failed: int = 0
@@ -388,11 +421,13 @@ class ShardResult:
     errors: list[str] = field(default_factory=list)
     #: The worker abandoned a stuck image thread and should be replaced by a fresh process.
     restart_worker: bool = False
+    rows: list[dict[str, Any]] | None = None
 
     @classmethod
-    def from_rows(cls, shard_id: int, staging: str, final: str, rows: list[dict[str, Any]]) -> "ShardResult":
-        """Summarise the rows of a shard."""
-        res = cls(shard_id, staging, final)
+    def from_rows(cls, shard_id: int, staging: str | None, final: str,
+                  rows: list[dict[str, Any]]) -> "ShardResult":
+        """Summarise the rows of a shard (and keep them when no part was staged)."""
+        res = cls(shard_id, staging, final, rows=None if staging else rows)
         for row in rows:
             status = row["status"]
             setattr(res, status, getattr(res, status) + 1)

@@ -18,7 +18,7 @@ from recodec.codecs import expand_codecs, get_codec
 from recodec.config import RunConfig
 from recodec.errors import ConfigError
 from recodec.manifest import MANIFEST_SCHEMA, PartSink, manifest_part_path, state_path, to_table
-from recodec.storage import url_to_fs
+from recodec.storage import scrub, url_to_fs
 from recodec.tasks.compress import JobSpec, ShardResult
 from recodec.tasks.planning import PlanSummary, Shard, iter_shards, plan_job
 from recodec.tasks.workers import CompressWorker, ensure_ray, run_bounded, start_actors, stop_actors
@@ -103,6 +103,8 @@ class RunStats:
     shards_done: int = 0
     shards_resumed: int = 0
     shards_failed: int = 0
+    #: Shards whose part could not be written even by the driver: a re-run completes them.
+    shards_uncommitted: int = 0
     images_done: int = 0
     startup_seconds: float = 0.0
     work_seconds: float = 0.0
@@ -141,13 +143,25 @@ def compress(config: RunConfig, spec: JobSpec, summary: PlanSummary,
             yield shard
 
     def report() -> None:
-        done = stats.shards_done + stats.shards_resumed + stats.shards_failed
-        progress(f"[recodec] shards {done}/{stats.shards_total} "
-                 f"(resumed {stats.shards_resumed}, failed {stats.shards_failed}), "
+        done = stats.shards_done + stats.shards_resumed + stats.shards_failed + stats.shards_uncommitted
+        progress(f"[recodec] shards {done}/{stats.shards_total} (resumed {stats.shards_resumed}, "
+                 f"failed {stats.shards_failed}, uncommitted {stats.shards_uncommitted}), "
                  f"images {stats.images_done}, {time.perf_counter() - t0:.1f}s")
 
     def on_result(shard: Shard, res: ShardResult) -> None:
-        sink.commit(res.staging, res.final)
+        try:
+            if res.staging is None:  # the worker could not stage it: write it from here
+                sink.write_part(to_table(res.rows or [], MANIFEST_SCHEMA), res.final)
+            else:
+                sink.commit(res.staging, res.final)
+        except Exception as exc:
+            # Left uncommitted on purpose: its outputs are rewritten and the part committed
+            # by the next run of this job; audit reports the gap meanwhile.
+            stats.shards_uncommitted += 1
+            stats.errors.append(scrub(f"shard {shard.shard_id}: manifest part not committed, re-run to "
+                                      f"complete: {type(exc).__name__}: {exc}", config.storage_options))
+            report()
+            return
         stats.shards_done += 1
         stats.images_done += res.ok + res.failed + res.skipped
         stats.errors.extend(res.errors[:5])
@@ -218,6 +232,7 @@ def summarize(config: RunConfig, spec: JobSpec, stats: RunStats) -> dict[str, An
     out.update(
         run_id=spec.run_id, job_key=spec.job_key, codec=spec.codec, dst=config.dst,
         shards=stats.shards_total, shards_resumed=stats.shards_resumed, shards_failed=stats.shards_failed,
+        shards_uncommitted=stats.shards_uncommitted,
         images_this_run=stats.images_done, startup_seconds=round(stats.startup_seconds, 3),
         work_seconds=round(stats.work_seconds, 3),
         first_errors=stats.errors[:10],

@@ -92,10 +92,10 @@ def test_timeout_fails_row_and_taints_worker(tmp_path: Path, monkeypatch: pytest
     release = threading.Event()
     original = ctx.process_image
 
-    def slow(shard_id: int, item: PlanItem) -> dict[str, Any]:
+    def slow(shard_id: int, item: PlanItem, abandoned: threading.Event | None = None) -> dict[str, Any]:
         if item.key == "slow.png":
             release.wait(60)
-        return original(shard_id, item)
+        return original(shard_id, item, abandoned)
 
     monkeypatch.setattr(ctx, "process_image", slow)
     try:
@@ -108,6 +108,7 @@ def test_timeout_fails_row_and_taints_worker(tmp_path: Path, monkeypatch: pytest
                 t.join(60)
     assert (res.ok, res.failed) == (2, 1) and res.restart_worker
     assert [e.split(": ", 2)[1] for e in res.errors] == ["timeout"]
+    assert not (tmp_path / "dst" / "slow.jpg").exists()  # the abandoned thread wrote nothing
 
 
 def test_output_key_rules() -> None:
