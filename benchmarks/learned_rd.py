@@ -4,7 +4,7 @@ bpp counts every byte of each file; PSNR is computed on the decoded RGB output (
 Held-out images: the devset photos plus the held-out split of the training folders
 (``recodec.tasks.train.is_heldout``), which training never sees.
 
-    python benchmarks/learned_rd.py --out docs/learned_rd.json --plot docs/learned_rd.png
+    python benchmarks/learned_rd.py --out docs/results/learned_rd.json --plot docs/img/learned_rd.png
 """
 
 from __future__ import annotations

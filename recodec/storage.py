@@ -119,6 +119,9 @@ def list_sources(
     """
     exts = tuple(e.lower() for e in extensions)
     root = root.rstrip("/")
+    if hasattr(fs, "_iterdir") and protocol_of(fs) in {"s3", "s3a"}:
+        yield from _list_flat(fs, root, exts, exclude_prefix)
+        return
     for dirpath, dirs, files in fs.walk(root, detail=True):
         dirs_sorted = sorted(dirs)
         # walk() honours in-place edits of `dirs`, so pruning and ordering happen here.
@@ -139,6 +142,33 @@ def list_sources(
             if exclude_prefix and (path + "/").startswith(exclude_prefix.rstrip("/") + "/"):
                 continue
             yield SourceObject(key=rel, size=int(info.get("size") or 0), etag=etag_of(info))
+
+
+def _list_flat(fs: Any, root: str, exts: tuple[str, ...], exclude_prefix: str | None) -> Iterator[SourceObject]:
+    """List an S3 prefix page by page without a delimiter.
+
+    A '/'-delimited walk silently loses keys with an empty segment (``archive//x.png``), which
+    would then get no row at all; a flat listing sees every key, in S3's lexicographic order.
+    """
+    import fsspec.asyn
+
+    bucket, _, prefix = root.partition("/")
+    pages = fs._iterdir(bucket, delimiter="", prefix=f"{prefix}/" if prefix else "")
+    excluded = exclude_prefix.rstrip("/") + "/" if exclude_prefix else None
+    while True:
+        try:
+            info = fsspec.asyn.sync(fs.loop, pages.__anext__)
+        except StopAsyncIteration:
+            return
+        path = info["name"]
+        rel = path[len(root) + 1:]
+        if info.get("type") != "file" or not rel.lower().endswith(exts):
+            continue
+        if any(part.startswith("_recodec") for part in rel.split("/")[:-1]):
+            continue
+        if excluded and (path + "/").startswith(excluded):
+            continue
+        yield SourceObject(key=rel, size=int(info.get("size") or 0), etag=etag_of(info))
 
 
 def atomic_write(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, durable: bool = True) -> None:

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import json
 import posixpath
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from recodec.manifest import state_path
 from recodec.storage import SourceObject, UnsafeKeyError, atomic_write, list_sources, safe_key, url_to_fs
+
+
+_FOLDER_LRU = 1024
 
 
 @dataclass(frozen=True)
@@ -83,12 +87,15 @@ def cut_shards(sources: Iterator[SourceObject], extension: str, shard_size: int,
                shard_bytes: int) -> Iterator[Shard]:
     """Group a stream of sources into shards of at most ``shard_size`` images / ``shard_bytes`` bytes."""
     shard = Shard(0)
-    taken: set[str] = set()
-    folder = None
+    # Output names can only collide inside one folder, and in sorted order the keys of one folder
+    # that share a stem are contiguous; a small LRU of folders keeps memory flat.
+    folders: OrderedDict[str, set[str]] = OrderedDict()
     for obj in sources:
         parent = posixpath.dirname(obj.key)
-        if parent != folder:  # collisions can only happen inside one folder, so memory stays small
-            folder, taken = parent, set()
+        taken = folders.setdefault(parent, set())
+        folders.move_to_end(parent)
+        if len(folders) > _FOLDER_LRU:
+            folders.popitem(last=False)
         try:
             dest = dest_key_for(obj.key, extension, taken)
         except UnsafeKeyError:
