@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -161,6 +162,39 @@ def output_key(item: PlanItem, container: str, ext: str, planned_ext: str) -> st
     return item.dest_key if ext == planned_ext else item.dest_key + ext
 
 
+class ImageThread:
+    """One long-lived thread that runs images one at a time, so a caller can stop waiting.
+
+    Reused across images because torch pays a set-up cost in every new thread (measured:
+    metrics ~20% slower in a fresh thread per image than in a reused one).
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Any, threading.Event, dict[str, Any]]] = queue.SimpleQueue()
+        threading.Thread(target=self._loop, name="recodec-image", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            fn, done, box = self._jobs.get()
+            try:
+                box["result"] = fn()
+            except BaseException as exc:  # handed back to the waiting caller
+                box["error"] = exc
+            finally:
+                done.set()
+
+    def run(self, fn: Any, timeout: float) -> tuple[bool, Any]:
+        """``(True, fn())`` if it finishes within ``timeout`` seconds, else ``(False, None)``."""
+        done: threading.Event = threading.Event()
+        box: dict[str, Any] = {}
+        self._jobs.put((fn, done, box))
+        if not done.wait(timeout):
+            return False, None
+        if "error" in box:
+            raise box["error"]
+        return True, box["result"]
+
+
 class ShardContext:
     """Per-worker state reused across shards: codec, filesystems, device and worker name."""
 
@@ -176,6 +210,7 @@ class ShardContext:
         self.dst_fs, self.dst_root = url_to_fs(spec.dst, spec.storage_options)
         self.sink = PartSink(spec.dst, spec.storage_options)
         self.tainted = False
+        self.runner = ImageThread()
         #: Outputs written by the current shard, made durable together before its part is staged.
         self.written: list[str] = []
 
@@ -363,26 +398,24 @@ class ShardContext:
                     row.update(status="failed", error=error, dest_uri=None, dest_sha256=None)
 
     def process_with_timeout(self, shard_id: int, item: PlanItem) -> dict[str, Any]:
-        """:meth:`process_image` in a helper thread, abandoned after ``image_timeout_s``.
+        """:meth:`process_image` on the worker's image thread, abandoned after ``image_timeout_s``.
 
-        A decoder stuck in C code cannot be interrupted from Python, so the thread is left behind
-        (daemon) and the worker marks itself ``tainted``: the driver restarts the actor after the
-        shard, which frees whatever the stuck thread holds.
+        A decoder stuck in C code cannot be interrupted from Python, so its thread is left
+        behind (daemon, told not to write anything) and the worker marks itself ``tainted``:
+        the driver restarts the actor after the shard, which frees whatever the thread holds.
         """
-        box: dict[str, Any] = {}
         abandoned = threading.Event()
-        thread = threading.Thread(target=lambda: box.update(row=self.process_image(shard_id, item, abandoned)),
-                                  name=f"image-{item.key}", daemon=True)
-        thread.start()
-        thread.join(self.spec.image_timeout_s)
-        if thread.is_alive():
-            abandoned.set()
-            self.tainted = True
-            row = self.base_row(shard_id, item)
-            row.update(status="failed", created_at=_now(),
-                       error=f"timeout: no result after {self.spec.image_timeout_s:g} s; worker restarted")
+        finished, row = self.runner.run(lambda: self.process_image(shard_id, item, abandoned),
+                                        self.spec.image_timeout_s)
+        if finished:
             return row
-        return box["row"]
+        abandoned.set()
+        self.tainted = True
+        self.runner = ImageThread()  # the stuck one keeps its job; the rest of the shard goes on
+        row = self.base_row(shard_id, item)
+        row.update(status="failed", created_at=_now(),
+                   error=f"timeout: no result after {self.spec.image_timeout_s:g} s; worker restarted")
+        return row
 
     def process_shard(self, shard: Shard) -> "ShardResult":
         """Process every image of a shard and stage (write, not commit) its manifest part."""

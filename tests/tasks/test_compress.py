@@ -89,23 +89,25 @@ def test_timeout_fails_row_and_taints_worker(tmp_path: Path, monkeypatch: pytest
     for name in ("a.png", "slow.png", "c.png"):
         Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(src / name)
     ctx, shard = _context(src, tmp_path / "dst", codec="jpeg", image_timeout_s=3, allow_growth=True)
-    release = threading.Event()
+    release, finished = threading.Event(), threading.Event()
     original = ctx.process_image
 
     def slow(shard_id: int, item: PlanItem, abandoned: threading.Event | None = None) -> dict[str, Any]:
-        if item.key == "slow.png":
-            release.wait(60)
-        return original(shard_id, item, abandoned)
+        if item.key != "slow.png":
+            return original(shard_id, item, abandoned)
+        release.wait(60)
+        try:
+            return original(shard_id, item, abandoned)
+        finally:
+            finished.set()
 
     monkeypatch.setattr(ctx, "process_image", slow)
     try:
         res = ctx.process_shard(shard)
     finally:
         release.set()
-        # Let the abandoned thread finish: a thread still inside torch at exit aborts Python.
-        for t in threading.enumerate():
-            if t.name.startswith("image-"):
-                t.join(60)
+        # Let the abandoned job finish: a thread still inside torch at exit aborts Python.
+        finished.wait(60)
     assert (res.ok, res.failed) == (2, 1) and res.restart_worker
     assert [e.split(": ", 2)[1] for e in res.errors] == ["timeout"]
     assert not (tmp_path / "dst" / "slow.jpg").exists()  # the abandoned thread wrote nothing
