@@ -101,6 +101,10 @@ def worker_name() -> str:
     return f"{ctx.get_node_id()[:8]}/{actor[:12]}/{os.getpid()}"
 
 
+class WorkerTainted(RuntimeError):
+    """An actor holds an abandoned (stuck) image thread and must be restarted before more work."""
+
+
 class CompressWorker:
     """Ray actor body: holds one :class:`ShardContext` (codec loaded once) and processes shards."""
 
@@ -112,6 +116,10 @@ class CompressWorker:
 
     def run(self, shard: Any) -> Any:
         """Process one shard and return its :class:`ShardResult` (part staged, not committed)."""
+        if self.ctx.tainted:
+            # A stuck image thread from the previous shard still lives here: refuse new work; the
+            # driver restarts this actor and resubmits the shard to the fresh process.
+            raise WorkerTainted(self.ctx.worker)
         return self.ctx.process_shard(shard)
 
     def name(self) -> str:
@@ -173,15 +181,17 @@ def run_bounded(
             load[idx] -= 1
             try:
                 result = ray.get(ref)
+            except WorkerTainted:
+                # Restart (max_restarts=-1) and give the refused item to the fresh process.
+                log.warning("restarting actor %d: it holds a stuck image thread", idx)
+                ray.kill(actors[idx], no_restart=False)
+                pending[call(actors[idx], item)] = (idx, item)
+                load[idx] += 1
             except Exception as exc:  # actor died past its retries, or the call raised
                 log.warning("work item failed on actor %d: %s", idx, exc)
                 on_error(item, exc)
             else:
                 on_result(item, result)
-                if getattr(result, "restart_worker", False):
-                    # Ray restarts the actor (max_restarts=-1) and re-runs calls queued on it.
-                    log.warning("restarting actor %d after an abandoned stuck image", idx)
-                    ray.kill(actors[idx], no_restart=False)
         fill()
 
 
