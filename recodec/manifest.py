@@ -159,10 +159,6 @@ class PartSink:
             self.cleanup(staging)
             raise
 
-    def exists(self, path: str) -> bool:
-        """True when ``path`` exists under this sink's filesystem."""
-        return self.fs.exists(path)
-
 
 def _committed_parts(fs: Any, base: str) -> list[str]:
     if not fs.exists(base):

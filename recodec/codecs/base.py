@@ -193,10 +193,6 @@ class Codec(abc.ABC):
             )
         return resolved
 
-    def params_json(self, params: dict[str, Any]) -> str:
-        """Canonical JSON of resolved params, as stored in the manifest."""
-        return json.dumps(params, sort_keys=True, default=str)
-
     # -- encode / decode ---------------------------------------------------------------------
 
     def check_supported(self, array: np.ndarray) -> np.ndarray:

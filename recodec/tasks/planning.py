@@ -17,7 +17,7 @@ import json
 import posixpath
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from recodec.manifest import state_path
@@ -149,8 +149,3 @@ def iter_shards(dst: str, job_key: str, n_shards: int,
     dst_fs, dst_root = url_to_fs(dst, storage_options)
     for shard_id in range(n_shards):
         yield load_shard(dst_fs, dst_root, job_key, shard_id)
-
-
-def shard_to_dict(shard: Shard) -> dict[str, Any]:
-    """A JSON-able form of a shard (for logs and Ray payloads)."""
-    return {"shard_id": shard.shard_id, "items": [asdict(i) for i in shard.items]}
