@@ -6,7 +6,7 @@ RECODEC := $(VENV)/bin/recodec
 STAMP   := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test venv clean bench
+.PHONY: demo test venv clean bench train-gpu
 
 venv: $(STAMP)
 
@@ -29,6 +29,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/pipeline_overhead.py
+
+# GPU burst (#14): continue training from the repo checkpoint for MINUTES (default 8), then the
+# CPU-vs-CUDA exactness test and speed benchmarks; outputs under $$OUT (default out/train-gpu).
+# No venv dependency: a GPU machine brings its own CUDA torch.
+train-gpu:
+	PY=$(if $(wildcard $(PY)),$(PY),python3) bash benchmarks/train_gpu.sh $(or $(MINUTES),8)
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache

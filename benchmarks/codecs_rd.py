@@ -2,7 +2,7 @@
 
     python benchmarks/codecs_rd.py DIR [--out docs/img] [--crop 256] [--json results.json]
 
-For every image (read with :func:`recodec.imageio.read_image`, centre-cropped to ``--crop``
+For every image (read with :func:`recodec.formats.source.read_image`, centre-cropped to ``--crop``
 pixels a side to bound CPU time) and every codec that can hold it, the codec's main knob is
 swept over a fixed grid; each point is encoded, decoded, and measured with
 :func:`recodec.metrics.compute_metrics` (PSNR against the declared bit depth's full scale,
@@ -42,7 +42,8 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
 
 from recodec.codecs import get_codec  # noqa: E402
 from recodec.errors import CodecError  # noqa: E402
-from recodec.imageio import Image, read_image  # noqa: E402
+from recodec.formats.image import Image  # noqa: E402
+from recodec.formats.source import read_image  # noqa: E402
 
 EXTENSIONS = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".webp", ".jp2", ".j2k"}
 ANCHOR_8BIT = ("jpeg", "jpeg 4:2:0")

@@ -96,7 +96,7 @@ def run_load(n: int, *, s3_endpoint: str, storage_options: dict[str, Any], bucke
 
     ``rates`` gives each fault kind's share of requests; ``extra_rules`` are checked before them.
     """
-    from recodec.config import RunConfig
+    from recodec.config import ReconcileConfig, RunConfig
     from recodec.flows.reconcile import reconcile
     from recodec.flows.recompress import recompress
     from recodec.manifest import read_manifest
@@ -119,7 +119,7 @@ def run_load(n: int, *, s3_endpoint: str, storage_options: dict[str, Any], bucke
         run_seconds = time.perf_counter() - t0
         _fresh_clients()
         t0 = time.perf_counter()
-        verdicts = reconcile(dst, workers=workers, storage_options=faulty)
+        verdicts = reconcile(ReconcileConfig(dst, workers=workers, storage_options=faulty))
         reconcile_seconds = time.perf_counter() - t0
         stats = proxy.stats
 

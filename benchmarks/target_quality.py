@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recodec.codecs import get_codec  # noqa: E402
-from recodec.imageio import read_image  # noqa: E402
+from recodec.formats.source import read_image  # noqa: E402
 from recodec.target import Target, codec_candidate, knob_grid, parse_target, search  # noqa: E402
 
 DATA = Path("/work/shared/data")
@@ -65,7 +65,7 @@ class CodecRun:
 
 
 def load_images(photos: int) -> dict[str, list[tuple[str, Any]]]:
-    """The devset images and the first ``photos`` CID22 photos, read with recodec.imageio."""
+    """The devset images and the first ``photos`` CID22 photos, read with recodec.formats.source."""
     sets: dict[str, list[tuple[str, Any]]] = {"devset": [], "photos": []}
     for path in sorted((DATA / "devset").iterdir()):
         if path.suffix.lower() in {".tif", ".tiff", ".png", ".jpg", ".jpeg"}:

@@ -13,15 +13,16 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
-from recodec.errors import ConfigError
+from recodec.content import DEFAULT_MAX_IMAGE_BYTES
+from recodec.errors import ConfigError, RecodecError
 
+#: Images per shard when the config does not set one (see ``RunConfig.shard_size``).
+DEFAULT_SHARD_SIZE = 64
 DEFAULT_EXTENSIONS: tuple[str, ...] = (
     ".tif", ".tiff", ".png", ".jpg", ".jpeg", ".webp", ".jp2", ".j2k",
 )
-#: Where recodec keeps its own state under DST: plans, manifest parts, verdicts.
-STATE_DIR = "_recodec"
 
 
 @dataclass
@@ -38,7 +39,9 @@ class RunConfig:
     #: Target-quality expression, e.g. "psnr>=40,ssim>=0.95" (None: encode at the given knob).
     target: str | None = None
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
-    shard_size: int = 64
+    #: Images per shard.  None (the default): 64, or fewer for a small job so that every
+    #: worker gets a shard; a number given here (or ``--shard-size``) is used as is.
+    shard_size: int | None = None
     shard_bytes: int = 512 * 1024 * 1024
     #: Number of Ray actors; 0 means one per CPU of the Ray cluster.
     workers: int = 0
@@ -48,6 +51,12 @@ class RunConfig:
     #: Shards queued per actor beyond the one it is working on (bounds driver and object-store memory).
     queue_per_worker: int = 1
     max_pixels: int = 400_000_000
+    #: Memory budget of one decoded source raster: width x height x bands x bytes per sample.
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    #: Keep only the first frame/page of multi-frame sources (else they fail ``multiframe``).
+    first_frame_only: bool = False
+    #: Record decoder warnings on ``ok`` rows instead of failing them ``corrupt_source``.
+    accept_warnings: bool = False
     #: Seconds one image may take before its worker is stopped and the row fails with "timeout".
     image_timeout_s: float = 300.0
     #: Keep an output even when it is not smaller than its source (default: skip with "no_gain").
@@ -57,10 +66,27 @@ class RunConfig:
     copy_unchanged: bool = False
     storage_options: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
+    #: Declared sensor bit depth of >8-bit integer sources (e.g. 11 or 12): the PSNR peak is
+    #: ``2**bit_depth - 1``.  None: a narrower header depth, else each image's valid data range.
+    bit_depth: int | None = None
+    #: On a re-run, also reprocess sources whose latest row failed with a retryable reason
+    #: (:data:`recodec.errors.RETRYABLE_REASONS`); not part of the job key.
+    retry_failed: bool = False
+    #: Allow GeoTIFF outputs in TIFF compressions common GDAL builds cannot read (JPEG XL,
+    #: JPEG 2000): see recodec/gdalcompat.py. Off, those codecs write their own format instead.
+    tiff_any_compression: bool = False
+    #: Cloud-optimised GeoTIFF outputs (overviews in the same codec, COG IFD order); None: when
+    #: the source is a COG. Applies to the GeoTIFF container only.
+    cog: bool | None = None
+    #: Local TorchScript file (with its sidecar) whose answers give the task_* metrics.
+    task_model: str | None = None
+
+    #: Fields that must come from the command line or the config file.
+    REQUIRED: ClassVar[tuple[str, ...]] = ("src", "dst", "codec")
 
     def validate(self) -> "RunConfig":
         """Check value ranges; return self."""
-        if self.shard_size < 1:
+        if self.shard_size is not None and self.shard_size < 1:
             raise ConfigError("shard_size must be >= 1")
         if self.shard_bytes < 1:
             raise ConfigError("shard_bytes must be >= 1")
@@ -68,13 +94,17 @@ class RunConfig:
             raise ConfigError("workers must be >= 0")
         if self.gpus_per_worker < 0:
             raise ConfigError("gpus_per_worker must be >= 0")
+        if self.max_image_bytes < 1:
+            raise ConfigError("max_image_bytes must be >= 1")
         if self.container not in {"auto", "raw", "geotiff"}:
             raise ConfigError(f"container must be auto, raw or geotiff, got {self.container!r}")
+        if self.bit_depth is not None and not 1 <= self.bit_depth <= 32:
+            raise ConfigError(f"bit_depth must be 1..32, got {self.bit_depth}")
         if self.src.rstrip("/") == self.dst.rstrip("/"):
             raise ConfigError("SRC and DST must differ: recodec never writes over its sources")
         return self
 
-    def job_key(self, resolved_params: dict[str, Any]) -> str:
+    def job_key(self, resolved_params: dict[str, Any], *, task_model_sha256: str | None = None) -> str:
         """Identity of the *work* (not the invocation): same key means re-runs resume.
 
         Changing the codec, its parameters, the container or the target gives a new key, so the
@@ -90,6 +120,16 @@ class RunConfig:
             "copy_unchanged": self.copy_unchanged,
             "extensions": sorted(self.extensions),
         }
+        if self.bit_depth is not None:  # only when set, so older jobs keep their keys
+            ident["bit_depth"] = self.bit_depth
+        # Content options change what is written; added only when set, so existing keys stay valid.
+        ident.update({k: True for k in ("first_frame_only", "accept_warnings") if getattr(self, k)})
+        if self.tiff_any_compression:  # only when set, so the keys of existing jobs stay the same
+            ident["tiff_any_compression"] = True
+        if self.cog is not None:
+            ident["cog"] = self.cog
+        if task_model_sha256:  # another model is other work (absent otherwise: older keys unchanged)
+            ident["task_model"] = task_model_sha256
         digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
         return digest[:16]
 
@@ -100,14 +140,72 @@ class RunConfig:
         return d
 
 
+def as_run_config(value: "RunConfig | dict[str, Any]") -> RunConfig:
+    """A validated RunConfig from a flow parameter: deployed runs pass plain JSON dicts."""
+    if isinstance(value, RunConfig):
+        return value
+    data = dict(value)
+    unknown = sorted(set(data) - {f.name for f in fields(RunConfig)})
+    if unknown:
+        raise ConfigError(f"unknown run settings: {', '.join(unknown)}")
+    if "extensions" in data:
+        data["extensions"] = tuple(data["extensions"])
+    return RunConfig(**data).validate()
+
+
+@dataclass
+class ReconcileConfig:
+    """Everything ``recodec reconcile`` needs (same precedence: defaults < YAML < CLI)."""
+
+    dst: str
+    #: Number of Ray actors; 0 means one per CPU of the Ray cluster.
+    workers: int = 0
+    ray_address: str | None = None
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    #: Manifest rows checked per actor call.
+    batch_size: int = 64
+    #: Local TorchScript file whose task bounds reconcile re-measures (recodec.task).
+    task_model: str | None = None
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("dst",)
+
+    def validate(self) -> "ReconcileConfig":
+        """Check value ranges; return self."""
+        if self.workers < 0:
+            raise ConfigError("workers must be >= 0")
+        if self.batch_size < 1:
+            raise ConfigError("batch_size must be >= 1")
+        return self
+
+
+@dataclass
+class AuditConfig:
+    """Everything ``recodec audit`` needs (same precedence: defaults < YAML < CLI)."""
+
+    dst: str
+    #: Also check that every source is unchanged since it was recorded.
+    src: str | None = None
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("dst",)
+
+    def validate(self) -> "AuditConfig":
+        """Nothing to range-check; return self."""
+        return self
+
+
+AnyConfig = TypeVar("AnyConfig", RunConfig, ReconcileConfig, AuditConfig)
+
+
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML config file into a dict of RunConfig fields."""
+    """Read a YAML config file into a dict of RunConfig fields (one file serves every command)."""
     import yaml
 
     with open(path, encoding="utf-8") as fh:
         data = yaml.safe_load(fh) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    data.pop("report", None)  # the report's own section (recodec.report.prices), not a run setting
     known = {f.name for f in fields(RunConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -117,9 +215,30 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def build_config(file_values: dict[str, Any], overrides: dict[str, Any]) -> RunConfig:
-    """Merge file values and CLI overrides (None means "not given") into a validated RunConfig."""
-    merged = dict(file_values)
+def _quality_knobs(codec_spec: str) -> set[str]:
+    """Knob names that ``--quality`` sets for these codecs (unknown codecs: none; prepare_job reports them)."""
+    from recodec.codecs import expand_codecs, get_codec
+
+    try:
+        codecs = [get_codec(name) for name in expand_codecs(codec_spec)]
+    except RecodecError:
+        return set()
+    return {c.knob.name for c in codecs if c.knob.quality_shortcut}
+
+
+def build_config(file_values: dict[str, Any], overrides: dict[str, Any],
+                 cls: type[AnyConfig] = RunConfig) -> AnyConfig:  # type: ignore[assignment]
+    """Merge defaults < file values < CLI overrides (None means "not given") into a validated ``cls``.
+
+    The file's keys that ``cls`` does not have are ignored (one YAML serves every command).
+    ``--quality`` on the command line wins over a quality knob set in the file's params.
+    """
+    names = {f.name for f in fields(cls)}
+    merged = {k: v for k, v in file_values.items() if k in names}
+    if overrides.get("quality") is not None and merged.get("params"):
+        codec = overrides.get("codec") or merged.get("codec") or ""
+        knobs = _quality_knobs(codec)
+        merged["params"] = {k: v for k, v in merged["params"].items() if k not in knobs}
     for key, value in overrides.items():
         if value is None:
             continue
@@ -127,10 +246,10 @@ def build_config(file_values: dict[str, Any], overrides: dict[str, Any]) -> RunC
             merged["params"] = {**merged.get("params", {}), **value}
         else:
             merged[key] = value
-    for required in ("src", "dst", "codec"):
+    for required in cls.REQUIRED:
         if not merged.get(required):
             raise ConfigError(f"missing {required} (give it on the command line or in the config file)")
-    return RunConfig(**merged).validate()
+    return cls(**merged).validate()
 
 
 def parse_params(items: tuple[str, ...] | list[str]) -> dict[str, str]:

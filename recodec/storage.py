@@ -17,6 +17,7 @@ import ctypes
 import os
 import posixpath
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,18 +26,13 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from recodec.errors import RecodecError
+from recodec.errors import UnsafeKeyError, WriteRevoked
+from recodec.layout import is_state_name
 
 # Object stores whose single PUT is atomic: a reader sees the old object, the new one or none.
 _ATOMIC_PUT_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SECRET_KEYS = re.compile(r"(secret|token|password|key|credential)", re.IGNORECASE)
-
-
-class UnsafeKeyError(RecodecError):
-    """A source key could write outside the destination root."""
-
-    reason = "unsafe_key"
 
 
 @dataclass(frozen=True)
@@ -63,9 +59,48 @@ def with_defaults(url: str, storage_options: dict[str, Any] | None) -> dict[str,
 
 
 def url_to_fs(url: str, storage_options: dict[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
-    """Filesystem and protocol-less root path for ``url`` (local path, file://, s3://...)."""
-    fs, path = fsspec.core.url_to_fs(url, **with_defaults(url, storage_options))
+    """Filesystem and protocol-less root path for ``url`` (local path, file://, s3://...).
+
+    Only a *root* (SRC, DST, a file the user names) goes through URL parsing; object keys
+    are joined to the root afterwards (:func:`join`) and never parsed as URLs.  On S3 the
+    filesystem is :func:`key_safe_s3`, so ``?versionId=`` inside a key stays part of the key.
+    """
+    opts = with_defaults(url, storage_options)
+    if url.startswith(("s3://", "s3a://")) and "::" not in url:
+        fs = key_safe_s3()(**opts)
+        path = fs._strip_protocol(url)
+    else:
+        fs, path = fsspec.core.url_to_fs(url, **opts)
     return fs, path.rstrip("/") if path not in ("/", "") else path
+
+
+_KEY_SAFE_S3: type | None = None
+
+
+def key_safe_s3() -> type:
+    """An s3fs filesystem class whose paths are literal ``bucket/key`` strings.
+
+    s3fs cuts a path at ``?versionId=`` (and drops the version unless version-aware), so a key
+    such as ``a?versionId=x.png`` would be read, written and stat-ed as ``a``.  recodec never
+    addresses object versions by path, so this subclass keeps the whole key.
+    """
+    global _KEY_SAFE_S3
+    if _KEY_SAFE_S3 is None:
+        from s3fs import S3FileSystem
+
+        class KeySafeS3FileSystem(S3FileSystem):  # type: ignore[misc]
+            """S3FileSystem without version-id parsing in paths (keys are keys)."""
+
+            def split_path(self, path: str) -> tuple[str, str, None]:
+                trail = path[len(path.rstrip("/")):]
+                path = self._strip_protocol(path).lstrip("/")
+                if "/" not in path:
+                    return path, "", None
+                bucket, key = self._find_bucket_key(path)
+                return bucket, key + trail, None
+
+        _KEY_SAFE_S3 = KeySafeS3FileSystem
+    return _KEY_SAFE_S3
 
 
 def protocol_of(fs: fsspec.AbstractFileSystem) -> str:
@@ -85,7 +120,8 @@ def safe_key(key: str) -> str:
     """Validate a relative key; raise :class:`UnsafeKeyError` for traversal, absolute or odd keys."""
     if not key or _CONTROL.search(key) or "\\" in key:
         raise UnsafeKeyError(f"refusing key {key!r}: empty, control character or backslash")
-    if key.startswith("/") or re.match(r"^[A-Za-z]:", key):
+    # A drive root ("C:" or "C:/..."); "a::b.png" or "a:b.png" are ordinary POSIX and S3 names.
+    if key.startswith("/") or re.match(r"^[A-Za-z]:(/|$)", key):
         raise UnsafeKeyError(f"refusing absolute key {key!r}")
     parts = key.split("/")
     if any(p in ("", ".", "..") for p in parts):
@@ -126,11 +162,11 @@ def list_sources(
         dirs_sorted = sorted(dirs)
         # walk() honours in-place edits of `dirs`, so pruning and ordering happen here.
         if isinstance(dirs, dict):
-            kept = {d: dirs[d] for d in dirs_sorted if not d.startswith("_recodec")}
+            kept = {d: dirs[d] for d in dirs_sorted if not is_state_name(d)}
             dirs.clear()
             dirs.update(kept)
         else:
-            dirs[:] = [d for d in dirs_sorted if not d.startswith("_recodec")]
+            dirs[:] = [d for d in dirs_sorted if not is_state_name(d)]
         items = files.items() if isinstance(files, dict) else ((f, fs.info(posixpath.join(dirpath, f))) for f in files)
         for name, info in sorted(items, key=lambda kv: kv[0]):
             if not name.lower().endswith(exts):
@@ -164,30 +200,74 @@ def _list_flat(fs: Any, root: str, exts: tuple[str, ...], exclude_prefix: str | 
         rel = path[len(root) + 1:]
         if info.get("type") != "file" or not rel.lower().endswith(exts):
             continue
-        if any(part.startswith("_recodec") for part in rel.split("/")[:-1]):
+        if any(is_state_name(part) for part in rel.split("/")[:-1]):
             continue
         if excluded and (path + "/").startswith(excluded):
             continue
         yield SourceObject(key=rel, size=int(info.get("size") or 0), etag=etag_of(info))
 
 
-def atomic_write(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, durable: bool = True) -> None:
+class WriteGate:
+    """Write-then-commit ownership of outputs between an image thread and its supervisor.
+
+    The writer publishes through :func:`atomic_write` with this gate; the supervisor may
+    :meth:`revoke` it at any time (a timeout).  Publishing and revoking take one lock, so either
+    the output is published before the revoke (and the revoke reports it, to be removed) or it is
+    never published under its final name (locally: the temporary file is dropped; on object
+    stores, whose single PUT cannot be split, the writer removes the object it just put).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._revoked = False
+        self.published: list[str] = []
+
+    def publish(self, path: str, promote: Any, undo: Any) -> None:
+        """Run ``promote()`` unless revoked; after a revoke, run ``undo()`` and raise."""
+        with self._lock:
+            if not self._revoked:
+                promote()
+                self.published.append(path)
+                return
+            undo()
+        raise WriteRevoked(f"gave up waiting; {posixpath.basename(path)!r} not published")
+
+    def revoke(self) -> list[str]:
+        """Forbid further publishing; return what was already published (the caller removes it)."""
+        with self._lock:
+            self._revoked = True
+            return list(self.published)
+
+
+def _tmp_name(path: str) -> str:
+    # At most 222 bytes whatever the name, so a name of up to 255 bytes stays writable; the name's
+    # first 200 bytes say whose leftover a temporary file is: ".<name[:200]>.<16 hex>.tmp".
+    base = posixpath.basename(path).encode()[:200].decode(errors="ignore")
+    return posixpath.join(posixpath.dirname(path), f".{base}.{uuid.uuid4().hex[:16]}.tmp")
+
+
+def atomic_write(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, durable: bool = True,
+                 gate: WriteGate | None = None) -> None:
     """Write ``data`` to ``path`` so that no partial object is ever visible under ``path``.
 
     ``durable=False`` skips the per-file fsync on local disks; the caller must then call
     :func:`flush` before recording the file anywhere (the compress step does, once per shard).
+    With a ``gate``, the object appears under ``path`` only if the gate was not revoked.
     """
     parent = posixpath.dirname(path)
     if isinstance(fs, LocalFileSystem):
         os.makedirs(parent, exist_ok=True)
-        tmp = posixpath.join(parent, f".{posixpath.basename(path)}.{uuid.uuid4().hex}.tmp")
+        tmp = _tmp_name(path)
         try:
             with open(tmp, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 if durable:
                     os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            if gate is None:
+                os.replace(tmp, path)
+            else:
+                gate.publish(path, lambda: os.replace(tmp, path), lambda: None)
         except BaseException:
             try:
                 os.unlink(tmp)
@@ -197,18 +277,58 @@ def atomic_write(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, durab
         return
     if protocol_of(fs) in _ATOMIC_PUT_PROTOCOLS:
         fs.pipe_file(path, data)
+        if gate is not None:
+            gate.publish(path, lambda: None, lambda: _rm_quietly(fs, path))
         return
     # Other filesystems: temporary sibling, then rename (atomic where the backend's mv is).
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+    tmp = _tmp_name(path)
     try:
         fs.pipe_file(tmp, data)
-        fs.mv(tmp, path)
+        if gate is None:
+            fs.mv(tmp, path)
+        else:
+            gate.publish(path, lambda: fs.mv(tmp, path), lambda: None)
     except BaseException:
-        try:
-            fs.rm_file(tmp)
-        except Exception:
-            pass
+        _rm_quietly(fs, tmp)
         raise
+
+
+def _rm_quietly(fs: fsspec.AbstractFileSystem, path: str) -> None:
+    try:
+        fs.rm_file(path)
+    except Exception:
+        pass
+
+
+def create_exclusive(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` only if nothing exists there; False if something does.
+
+    Locally: ``O_CREAT | O_EXCL`` on a temporary file's hard link (so the content appears whole);
+    on S3: a PUT with ``If-None-Match: *`` (conditional write).  Other object stores fall back to
+    check-then-put, which is not atomic (docs/reliability.md).
+    """
+    if isinstance(fs, LocalFileSystem):
+        os.makedirs(posixpath.dirname(path), exist_ok=True)
+        tmp = _tmp_name(path)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        try:
+            os.link(tmp, path)  # fails with EEXIST, atomically, when path exists
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+    if protocol_of(fs) in {"s3", "s3a"}:
+        try:
+            fs.pipe_file(path, data, IfNoneMatch="*")
+            return True
+        except FileExistsError:
+            return False
+    if fs.exists(path):
+        return False
+    fs.pipe_file(path, data)
+    return True
 
 
 def flush(fs: fsspec.AbstractFileSystem, root: str, paths: list[str] | None = None) -> None:
@@ -258,6 +378,22 @@ def move(fs: fsspec.AbstractFileSystem, src: str, dst: str) -> None:
         return
     fs.copy(src, dst)  # a server-side copy makes the whole object appear at once
     fs.rm_file(src)
+
+
+def move_if_absent(fs: fsspec.AbstractFileSystem, src: str, dst: str) -> bool:
+    """Promote ``src`` to ``dst`` only if ``dst`` does not exist; False (``src`` kept) if it does."""
+    if isinstance(fs, LocalFileSystem):
+        os.makedirs(posixpath.dirname(dst), exist_ok=True)
+        try:
+            os.link(src, dst)  # atomic create-if-absent, whole content at once
+        except FileExistsError:
+            return False
+        os.unlink(src)
+        return True
+    if not create_exclusive(fs, dst, fs.cat_file(src)):
+        return False
+    fs.rm_file(src)
+    return True
 
 
 def redact(options: dict[str, Any] | None) -> dict[str, Any]:

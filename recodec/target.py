@@ -21,21 +21,12 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 
 from recodec.errors import CodecError, CodecUnavailableError, ConfigError, UnsupportedImageError
+from recodec.task.metrics import TASK_BOUND_OPS, check_task_value
+from recodec.vocabulary import BOUND_OPS, SIZE_METRICS
 
 if TYPE_CHECKING:
     from recodec.codecs.base import Codec, Knob
 
-#: Metric -> the only comparison that makes sense for it (quality up, error and size down).
-BOUND_OPS: dict[str, str] = {
-    "psnr": ">=",
-    "ssim": ">=",
-    "ms_ssim": ">=",
-    "max_abs_error": "<=",
-    "sam": "<=",
-    "bpp": "<=",
-}
-#: Metrics that measure size, not quality: they get worse as quality gets better.
-SIZE_METRICS = frozenset({"bpp"})
 #: Points of the search grid of a float knob (integer knobs use every integer).  257 points
 #: cost one encode more than 129 but halve the step (0.74 dB on JPEG 2000's 10-200 dB knob,
 #: 3% on a geometric distance grid), which the target_quality benchmark showed was worth it.
@@ -44,7 +35,9 @@ FLOAT_GRID_POINTS = 257
 GEOMETRIC_RATIO = 100.0
 UNREACHABLE = "target_unreachable"
 
-_TERM = re.compile(r"^\s*([A-Za-z_\-]+)\s*(>=|<=|=>|=<|==|>|<|=)\s*(\S+)\s*$")
+_TERM = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_\-]*)\s*(>=|<=|=>|=<|==|>|<|=)\s*(\S+)\s*$")
+#: Metrics whose bound may be written relative to the image's dynamic range ("max_abs_error<=0.5%").
+RELATIVE_METRICS = frozenset({"max_abs_error"})
 
 
 @dataclass(frozen=True)
@@ -54,9 +47,13 @@ class Bound:
     metric: str
     op: str
     value: float
+    #: True when ``value`` is a percentage of each image's dynamic range (resolve it per image).
+    relative: bool = False
 
     def holds(self, measured: Mapping[str, Any]) -> bool:
         """True when ``measured[metric]`` is present, not NaN and within the bound."""
+        if self.relative:
+            raise ValueError(f"bound {self} is relative: resolve the target for the image first")
         got = measured.get(self.metric)
         if got is None or (isinstance(got, float) and math.isnan(got)):
             return False
@@ -65,7 +62,7 @@ class Bound:
     def __str__(self) -> str:
         value = self.value
         text = str(int(value)) if math.isfinite(value) and value.is_integer() else repr(value)
-        return f"{self.metric}{self.op}{text}"
+        return f"{self.metric}{self.op}{text}{'%' if self.relative else ''}"
 
 
 @dataclass(frozen=True)
@@ -89,6 +86,30 @@ class Target:
         """True when a bound is on SSIM or MS-SSIM (the costly metrics)."""
         return any(b.metric in ("ssim", "ms_ssim") for b in self.bounds)
 
+    @property
+    def task_bounds(self) -> tuple[Bound, ...]:
+        """Bounds on a task model's answer (they need ``--task-model``)."""
+        return tuple(b for b in self.bounds if b.metric in TASK_BOUND_OPS)
+
+    @property
+    def relative(self) -> bool:
+        """True when some bound is relative to the image's dynamic range."""
+        return any(b.relative for b in self.bounds)
+
+    def bound_value(self, metric: str) -> float | None:
+        """The value of the bound on ``metric`` (a percentage when relative), or None."""
+        return next((b.value for b in self.bounds if b.metric == metric), None)
+
+    def resolve(self, span: float) -> "Target":
+        """This target for an image of dynamic range ``span``: relative bounds become absolute."""
+        return Target(tuple(Bound(b.metric, b.op, b.value * span / 100.0) if b.relative else b
+                            for b in self.bounds))
+
+    def with_values(self, values: Mapping[str, float]) -> "Target":
+        """This target with relative bounds replaced by recorded absolute ``values`` (per metric)."""
+        return Target(tuple(Bound(b.metric, b.op, float(values[b.metric])) if b.relative else b
+                            for b in self.bounds))
+
     def failures(self, measured: Mapping[str, Any]) -> list[str]:
         """The bounds ``measured`` violates, as strings (``"psnr>=40 (got 38.2)"``)."""
         return [f"{b} (got {measured.get(b.metric)})" for b in self.bounds if not b.holds(measured)]
@@ -103,6 +124,9 @@ class Target:
 
 def parse_target(text: str) -> Target:
     """Parse ``"psnr>=40,ssim>=0.95,max_abs_error<=20,bpp<=2"`` into a :class:`Target`.
+
+    ``max_abs_error<=0.5%`` is relative: 0.5% of each image's dynamic range (:func:`dynamic_range`),
+    made absolute per image by :meth:`Target.resolve`.
 
     Metric names are case-insensitive and ``-`` may stand for ``_`` (``ms-ssim``).
     Raises :class:`ConfigError` for unknown metrics, a comparison that does not fit
@@ -119,14 +143,20 @@ def parse_target(text: str) -> Target:
         op = {"=>": ">=", "=<": "<="}.get(op, op)
         if op != BOUND_OPS[name]:
             raise ConfigError(f"target {term.strip()!r}: {name} takes only {BOUND_OPS[name]}")
+        relative = raw.endswith("%")
+        if relative and name not in RELATIVE_METRICS:
+            raise ConfigError(f"target {term.strip()!r}: only {', '.join(sorted(RELATIVE_METRICS))} "
+                              f"takes a percentage of the dynamic range")
         try:
-            value = float(raw)
+            value = float(raw[:-1] if relative else raw)
         except ValueError:
             raise ConfigError(f"target {term.strip()!r}: {raw!r} is not a number") from None
         _check_value(name, value, term.strip())
+        if relative and value > 100:
+            raise ConfigError(f"target {term.strip()!r}: a percentage of the range must be <= 100%")
         if any(b.metric == name for b in bounds):
             raise ConfigError(f"target metric {name!r} is given twice")
-        bounds.append(Bound(name, op, value))
+        bounds.append(Bound(name, op, value, relative))
     if not bounds:
         raise ConfigError("empty target: give at least one bound, e.g. 'psnr>=40'")
     return Target(tuple(bounds))
@@ -141,8 +171,42 @@ def _check_value(name: str, value: float, term: str) -> None:
         raise ConfigError(f"target {term!r}: {name} must be finite and >= 0")
     if name == "bpp" and not 0 < value < math.inf:
         raise ConfigError(f"target {term!r}: bpp must be finite and > 0")
+    problem = check_task_value(name, value)
+    if problem:
+        raise ConfigError(f"target {term!r}: {problem}")
     if name == "psnr" and value == -math.inf:
         raise ConfigError(f"target {term!r}: psnr>=-inf bounds nothing")
+
+
+def dynamic_range(array: np.ndarray, nodata: float | None = None) -> float:
+    """max - min over valid samples (nodata values and NaN excluded); 0 for an image with none."""
+    values = np.asarray(array).ravel()
+    if values.dtype.kind == "f":
+        values = values[np.isfinite(values)]
+    if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
+        values = values[values != nodata]
+    if values.size == 0:
+        return 0.0
+    return float(values.max()) - float(values.min())
+
+
+def image_target(target: "Target | str | None", array: np.ndarray,
+                 nodata: float | None = None) -> tuple[Target | None, dict[str, Any]]:
+    """The job's target (parsed or text) made absolute for one image, and its manifest columns.
+
+    Columns: ``max_error_bound`` (the absolute max_abs_error bound used, data units) and
+    ``max_error_relative`` (the fraction of the dynamic range asked for, when relative).
+    """
+    if not target:
+        return None, {}
+    if isinstance(target, str):
+        target = parse_target(target)
+    asked = target.bound_value("max_abs_error")
+    relative = next((b.relative for b in target.bounds if b.metric == "max_abs_error"), False)
+    if target.relative:
+        target = target.resolve(dynamic_range(array, nodata))
+    return target, {"max_error_bound": target.bound_value("max_abs_error"),
+                    "max_error_relative": asked / 100.0 if relative and asked is not None else None}
 
 
 # -- search over one knob ------------------------------------------------------------------
@@ -240,6 +304,9 @@ def search(encode: Callable[[float], bytes], measure: Callable[[bytes], Mapping[
     ``lossless_value`` is tried as the last resort; ``max_attempts`` lowers the cap.
     An encode raising a :class:`CodecError` (other than unsupported/unavailable, which
     propagate) counts as a failed attempt.
+
+    Long on purpose: the three phases above share the probe cache and the best-so-far, and
+    reading them in one place is what makes the guarantees checkable.
     """
     values = [float(v) for v in (grid if grid is not None else knob_grid(knob))]
     if not values:
@@ -414,7 +481,7 @@ def search_codecs(candidates: Sequence[Candidate], target: Target, *, max_attemp
 def codec_candidate(codec: "Codec | str", array: np.ndarray, *, params: Mapping[str, Any] | None = None,
                     peak: float | None = None, bit_depth: int | None = None, nodata: float | None = None,
                     device: str | None = None, keep_decoded: bool = True,
-                    structural: bool = True,
+                    structural: bool = True, max_error: float | None = None,
                     encoder: Callable[[np.ndarray, dict[str, Any]], bytes] | None = None,
                     decoder: Callable[[bytes], np.ndarray] | None = None) -> Candidate:
     """A :class:`Candidate` for a registry codec and one (H, W, S) image.
@@ -425,10 +492,12 @@ def codec_candidate(codec: "Codec | str", array: np.ndarray, *, params: Mapping[
     ``structural=False`` (fine when not ``target.needs_structural``) skips SSIM/MS-SSIM.
     ``encoder(array, params)`` / ``decoder(data)`` replace ``codec.encode`` / ``codec.decode``
     (the pipeline passes its container-aware ones); the measured dict also carries the
-    :class:`~recodec.metrics.Metrics` object under ``"metrics"``.
+    :class:`~recodec.metrics.Metrics` object under ``"metrics"``.  ``max_error`` (the target's
+    absolute max_abs_error bound) makes a codec whose knob is an exact ``max_error`` (LERC, JPEG-LS,
+    the residual mode) try that one value: its smallest passing file, in one encode.
     """
     from recodec.codecs import get_codec
-    from recodec.codecs.base import as_hwc
+    from recodec.formats.image import as_hwc
     from recodec.metrics import compute_metrics, resolve_peak, valid_mask
 
     if isinstance(codec, str):
@@ -445,6 +514,8 @@ def codec_candidate(codec: "Codec | str", array: np.ndarray, *, params: Mapping[
         top, _ = resolve_peak(image, peak=peak, bit_depth=bit_depth, mask=mask)
         floor = 1.0 if image.dtype.kind in "iub" else None
         grid = knob_grid(knob, high=max(top, float(knob.low)), floor=floor)
+    if max_error is not None and knob.name == "max_error":
+        grid = [float(max_error)]
     skip = None
     if not codec.capabilities.supports(image.dtype, image.shape[2]):
         skip = (f"unsupported: {codec.name} takes {', '.join(codec.capabilities.dtypes)} with "
@@ -475,5 +546,6 @@ def codec_candidate(codec: "Codec | str", array: np.ndarray, *, params: Mapping[
 
 __all__ = [
     "BOUND_OPS", "Attempt", "Bound", "Candidate", "MultiSearchResult", "SearchResult", "Target",
-    "UNREACHABLE", "attempt_bound", "codec_candidate", "knob_grid", "parse_target", "search", "search_codecs",
+    "UNREACHABLE", "attempt_bound", "codec_candidate", "dynamic_range", "image_target", "knob_grid", "parse_target", "search",
+    "search_codecs",
 ]

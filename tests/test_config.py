@@ -47,3 +47,41 @@ def test_parse_params() -> None:
 def test_public_dict_has_no_storage_options() -> None:
     cfg = RunConfig(src="a", dst="b", codec="jpeg", storage_options={"secret": "x"})
     assert "storage_options" not in cfg.public_dict()
+
+
+def test_cli_quality_wins_over_the_files_quality_param(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("codec: jpeg\nparams: {quality: 90, subsampling: '4:4:4'}\n")
+    cfg = build_config(load_config_file(f), {"src": "a", "dst": "b", "quality": 50})
+    from recodec.job import prepare_job
+
+    params = prepare_job(cfg).params["jpeg"]
+    assert params["quality"] == 50 and params["subsampling"] == "4:4:4"
+    # Without --quality the file's knob stands.
+    assert prepare_job(build_config(load_config_file(f), {"src": "a", "dst": "b"})).params["jpeg"]["quality"] == 90
+
+
+def test_reconcile_and_audit_configs_share_the_precedence(tmp_path: Path) -> None:
+    from recodec.config import AuditConfig, ReconcileConfig
+
+    f = tmp_path / "c.yaml"
+    f.write_text("src: s\ndst: d\ncodec: jpeg\nworkers: 3\nray_address: auto\nstorage_options: {anon: true}\n")
+    file_values = load_config_file(f)
+    rec = build_config(file_values, {"dst": "d2", "workers": None, "ray_address": None}, ReconcileConfig)
+    assert (rec.dst, rec.workers, rec.ray_address, rec.storage_options) == ("d2", 3, "auto", {"anon": True})
+    assert build_config(file_values, {"dst": "d", "workers": 1}, ReconcileConfig).workers == 1
+    aud = build_config(file_values, {"src": None, "dst": "d"}, AuditConfig)
+    assert (aud.src, aud.dst) == ("s", "d")
+    with pytest.raises(ConfigError, match="dst"):
+        build_config({}, {"dst": None}, ReconcileConfig)
+
+
+def test_content_options_change_the_job_only_when_set() -> None:
+    base = RunConfig(src="a", dst="b", codec="jpeg")
+    assert base.job_key({}) == RunConfig(src="a", dst="b", codec="jpeg", max_image_bytes=5).job_key({})
+    keys = {base.job_key({}), RunConfig(src="a", dst="b", codec="jpeg", first_frame_only=True).job_key({}),
+            RunConfig(src="a", dst="b", codec="jpeg", accept_warnings=True).job_key({})}
+    assert len(keys) == 3
+    with pytest.raises(ConfigError):
+        RunConfig(src="a", dst="b", codec="jpeg", max_image_bytes=0).validate()
+    assert build_config({}, {"src": "a", "dst": "b", "codec": "jpeg", "first_frame_only": True}).first_frame_only

@@ -5,15 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from recodec.manifest import (
-    MANIFEST_SCHEMA,
-    PartSink,
-    connect,
-    manifest_part_path,
-    read_manifest,
-    state_path,
-    to_table,
-)
+from recodec.layout import manifest_part_path, state_path
+from recodec.manifest import MANIFEST_SCHEMA, PartSink, connect, read_manifest, to_table
 
 
 def _row(key: str, status: str = "ok", when: int = 0) -> dict:

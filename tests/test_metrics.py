@@ -93,8 +93,9 @@ def test_identical_images() -> None:
 
 def test_peak_rules() -> None:
     u16 = np.zeros((4, 4, 1), np.uint16)
-    assert resolve_peak(u16) == (65535.0, "dtype")
+    assert resolve_peak(u16) == (65535.0, "dtype")  # constant: the container's range
     assert resolve_peak(np.zeros((4, 4, 1), np.int16)) == (65535.0, "dtype")
+    assert resolve_peak(np.array([[[100], [1900]]], np.uint16)) == (1800.0, "data_range")
     assert resolve_peak(np.zeros((4, 4, 1), np.uint8)) == (255.0, "dtype")
     assert resolve_peak(u16, bit_depth=12) == (4095.0, "bit_depth")
     assert resolve_peak(u16, peak=1000.0, bit_depth=12) == (1000.0, "explicit")
@@ -108,9 +109,26 @@ def test_peak_rules() -> None:
 def test_uint16_peak_in_psnr() -> None:
     ref = _rng().integers(0, 60000, (32, 32, 2)).astype(np.uint16)
     dec = ref + 10
-    assert compute_metrics(ref, dec).psnr == pytest.approx(20 * math.log10(65535 / 10))
+    span = float(ref.max() - ref.min())
+    m = compute_metrics(ref, dec)
+    assert (m.peak, m.peak_rule) == (span, "data_range")
+    assert m.psnr == pytest.approx(20 * math.log10(span / 10))
+    # A 16-bit header is the container, not the sensor: still the data range.
+    assert compute_metrics(ref, dec, bit_depth=16).peak_rule == "data_range"
     assert compute_metrics(ref, dec, bit_depth=12).psnr == pytest.approx(20 * math.log10(4095 / 10))
     assert compute_metrics(ref, dec, peak=100).psnr == pytest.approx(20.0)
+
+
+def test_sensor_values_in_a_16_bit_container_get_their_own_range() -> None:
+    # Regression (#9 item 8): an 11-bit pan scene (max 1,848) scored against 65,535 looked
+    # 30 dB better than it was.
+    ref = (_smooth_image((64, 64, 1), dtype=np.uint16).astype(np.float64) / 65535 * 1848).astype(np.uint16)
+    dec = np.clip(ref.astype(np.int64) + _rng().integers(-250, 251, ref.shape), 0, 65535).astype(np.uint16)
+    m = compute_metrics(ref, dec, bit_depth=16)
+    assert m.peak == float(ref.max() - ref.min()) and m.peak < 1849
+    assert m.psnr < compute_metrics(ref, dec, peak=65535).psnr - 25
+    masked = compute_metrics(ref, dec, nodata=float(ref.max()))
+    assert masked.peak < m.peak  # the range of the valid pixels only
 
 
 def test_float_data() -> None:
@@ -156,8 +174,8 @@ def test_ms_ssim_matches_pytorch_msssim_on_even_sizes() -> None:
     def t(a: np.ndarray) -> "torch.Tensor":
         return torch.from_numpy(a.astype(np.float64)).permute(2, 0, 1)[None]
 
-    expected = pm.ms_ssim(t(ref), t(dec), data_range=65535).item()
     m = compute_metrics(ref, dec)
+    expected = pm.ms_ssim(t(ref), t(dec), data_range=m.peak).item()  # the peak is the data range
     assert m.ms_ssim_scales == 5 and m.ms_ssim_fallback is None
     assert m.ms_ssim == pytest.approx(expected, abs=1e-5)
 
@@ -351,3 +369,38 @@ def test_psnr_from_mse() -> None:
     assert psnr_from_mse(0.0, 255) == math.inf
     assert math.isnan(psnr_from_mse(math.nan, 255))
     assert psnr_from_mse(1.0, 10.0) == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize(("dtype", "sigma"), [(np.uint8, 4.0), (np.uint16, 800.0), (np.uint16, 1.0)])
+def test_float32_ssim_maps_match_a_float64_reference(monkeypatch: pytest.MonkeyPatch, dtype: type,
+                                                     sigma: float) -> None:
+    import recodec.metrics as metrics
+
+    ref = _smooth_image((200, 230, 3), dtype=dtype, seed=5)
+    dec = _noisy(ref, sigma)
+    fast = compute_metrics(ref, dec)
+    monkeypatch.setattr(metrics, "_ssim_dtype", lambda: torch.float64)
+    monkeypatch.setattr(metrics, "_compute_dtype", lambda dev: torch.float64)
+    exact = compute_metrics(ref, dec)
+    assert abs(fast.psnr - exact.psnr) < 0.01
+    assert abs(fast.ssim - exact.ssim) < 1e-5 and abs(fast.ms_ssim - exact.ms_ssim) < 1e-5
+
+
+def test_ssim_on_a_real_photo_matches_pytorch_msssim() -> None:
+    from pathlib import Path
+
+    pm = pytest.importorskip("pytorch_msssim")
+    path = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "devset" / "photo_chelsea.png"
+    if not path.exists():
+        pytest.skip("devset photo not available")
+    from PIL import Image
+
+    ref = np.asarray(Image.open(path).convert("RGB"))[:192, :256].copy()
+    dec = _noisy(ref, 5.0)
+
+    def t(a: np.ndarray) -> "torch.Tensor":
+        return torch.from_numpy(a.astype(np.float64)).permute(2, 0, 1)[None]
+
+    m = compute_metrics(ref, dec)
+    assert m.ssim == pytest.approx(pm.ssim(t(ref), t(dec), data_range=255).item(), abs=1e-4)
+    assert m.ms_ssim == pytest.approx(pm.ms_ssim(t(ref), t(dec), data_range=255).item(), abs=1e-4)

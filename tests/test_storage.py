@@ -97,3 +97,19 @@ def test_redact_and_scrub_hide_secrets() -> None:
     assert red["secret"] == "***" and red["key"] == "***"
     assert red["client_kwargs"]["endpoint_url"] == "http://h"
     assert "s3cr3tvalue" not in scrub("failed with s3cr3tvalue", opts)
+
+
+def test_create_exclusive_is_create_if_absent_locally_and_on_s3(tmp_path, s3_bucket, s3_options) -> None:
+    from recodec.storage import create_exclusive, move_if_absent, url_to_fs
+
+    for root in (str(tmp_path), s3_bucket):
+        fs, base = url_to_fs(root, s3_options if root.startswith("s3") else None)
+        path = f"{base}/leases/one.json"
+        assert create_exclusive(fs, path, b"first")
+        assert not create_exclusive(fs, path, b"second")
+        assert fs.cat_file(path) == b"first"
+        fs.pipe_file(f"{base}/staged", b"part")
+        assert not move_if_absent(fs, f"{base}/staged", path)
+        assert fs.cat_file(path) == b"first" and fs.exists(f"{base}/staged")
+        assert move_if_absent(fs, f"{base}/staged", f"{base}/final")
+        assert fs.cat_file(f"{base}/final") == b"part" and not fs.exists(f"{base}/staged")

@@ -9,6 +9,7 @@ from recodec.codecs.base import Capabilities, Codec, Knob, Param, as_hwc
 from recodec.codecs.registry import (
     ENTRY_POINT_GROUP,
     AUTO_CODECS,
+    BOUNDED_AUTO_CODECS,
     detect_codec,
     expand_codecs,
     get_codec,
@@ -19,6 +20,7 @@ from recodec.codecs.registry import (
 
 __all__ = [
     "AUTO_CODECS",
+    "BOUNDED_AUTO_CODECS",
     "expand_codecs",
     "ENTRY_POINT_GROUP",
     "Capabilities",

@@ -21,26 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from recodec.codecs.base import (
-    Capabilities,
-    Codec,
-    Knob,
-    Param,
-    decode_grouped,
-    encode_grouped,
-    is_band_pack,
-    require,
-)
+from recodec.codecs.backed import LibraryCodec
+from recodec.codecs.base import Capabilities, Knob, Param
 from recodec.errors import UnsupportedImageError
+from recodec.formats.magic import is_format
 
 _PIXELFORMAT = {"4:4:4": "444", "4:2:2": "422", "4:2:0": "420"}
-# ISO-BMFF brands that mark an AVIF file in its ftyp box.
-_AVIF_BRANDS = (b"avif", b"avis")
 
 
 def is_avif(data: bytes) -> bool:
     """True when ``data`` starts with an ISO-BMFF ftyp box of an AVIF brand."""
-    return data[4:8] == b"ftyp" and data[8:12] in _AVIF_BRANDS
+    return is_format("AVIF", data)
 
 
 def avif_bitdepth(array: np.ndarray, requested: int = 0) -> int:
@@ -61,7 +52,7 @@ def avif_bitdepth(array: np.ndarray, requested: int = 0) -> int:
     return depth
 
 
-class AvifCodec(Codec):
+class AvifCodec(LibraryCodec):
     """AVIF via libavif (AV1 intra coding)."""
 
     name = "avif"
@@ -82,10 +73,8 @@ class AvifCodec(Codec):
         Param("bitdepth", int, 0, "bits per sample for uint16: 0 = 10 or 12 from the data maximum",
               (0, 8, 10, 12)),
     )
+    magic = "AVIF"
     native_bands = frozenset({1, 3})
-
-    def load(self) -> None:
-        require("imagecodecs", self.name, self.extra)
 
     def version(self) -> str:
         import imagecodecs
@@ -93,29 +82,26 @@ class AvifCodec(Codec):
         return imagecodecs.avif_version()
 
     def _encode(self, array: np.ndarray, params: dict[str, Any]) -> bytes:
+        # The bit depth is chosen once from the whole image, so every part of a band pack shares it.
+        return super()._encode(array, {**params, "bitdepth": avif_bitdepth(array, int(params["bitdepth"]))})
+
+    def _encode_part(self, part: np.ndarray, params: dict[str, Any]) -> bytes:
         import imagecodecs
 
-        depth = avif_bitdepth(array, int(params["bitdepth"]))
+        depth = int(params["bitdepth"])
         lossless = bool(params["lossless"])
         level = 100 if lossless else int(params["quality"])
-        subsampling = "4:4:4" if lossless else params["subsampling"]
+        options = {"speed": int(params["speed"]), "bitspersample": None if depth == 8 else depth}
+        if part.shape[2] == 3:
+            subsampling = "4:4:4" if lossless else params["subsampling"]
+            return imagecodecs.avif_encode(part, level, pixelformat=_PIXELFORMAT[subsampling], **options)
+        if level >= 100:
+            return imagecodecs.avif_encode(part[:, :, 0], level, **options)
+        # imagecodecs codes a 2-D array losslessly whatever the quality; a gray image given
+        # as R = G = B with pixelformat 4:0:0 is coded lossy as one monochrome plane.
+        return imagecodecs.avif_encode(np.repeat(part, 3, axis=2), level, pixelformat="400", **options)
 
-        def encode_part(part: np.ndarray) -> bytes:
-            options = {"speed": int(params["speed"]), "bitspersample": None if depth == 8 else depth}
-            if part.shape[2] == 3:
-                return imagecodecs.avif_encode(part, level, pixelformat=_PIXELFORMAT[subsampling], **options)
-            if level >= 100:
-                return imagecodecs.avif_encode(part[:, :, 0], level, **options)
-            # imagecodecs codes a 2-D array losslessly whatever the quality; a gray image given
-            # as R = G = B with pixelformat 4:0:0 is coded lossy as one monochrome plane.
-            return imagecodecs.avif_encode(np.repeat(part, 3, axis=2), level, pixelformat="400", **options)
-
-        return encode_grouped(self.name, array, self.native_bands, encode_part)
-
-    def _decode(self, data: bytes) -> np.ndarray:
+    def _decode_part(self, data: bytes) -> np.ndarray:
         import imagecodecs
 
-        return decode_grouped(self.name, data, imagecodecs.avif_decode)
-
-    def sniff(self, data: bytes, /) -> bool:
-        return is_avif(data) or is_band_pack(data, self.name)
+        return imagecodecs.avif_decode(data)

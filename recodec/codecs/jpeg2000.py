@@ -24,10 +24,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from recodec.codecs.base import Capabilities, Codec, Knob, Param, require
+from recodec.codecs.backed import LibraryCodec
+from recodec.codecs.base import Capabilities, Knob, Param
+from recodec.formats.magic import J2K_SOC_SIZ, JP2_SIGNATURE
+from recodec.metrics import psnr
 
-_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
-_SOC_SIZ = b"\xff\x4f\xff\x51"
 # Rsiz bit 14 marks a codestream that uses Part 15 (HT) block coding.
 _RSIZ_HT = 0x4000
 
@@ -45,7 +46,7 @@ _LOSSLESS = Param("lossless", bool, False, "reversible 5/3 wavelet, bit-exact")
 
 def codestream_rsiz(data: bytes) -> int | None:
     """The Rsiz capabilities field of a raw J2K codestream, or None if ``data`` is not one."""
-    if data[:4] != _SOC_SIZ or len(data) < 8:
+    if data[:4] != J2K_SOC_SIZ or len(data) < 8:
         return None
     return int.from_bytes(data[6:8], "big")
 
@@ -57,9 +58,7 @@ def full_scale(dtype: np.dtype) -> float:
 
 def measured_psnr(reference: np.ndarray, decoded: np.ndarray, peak: float) -> float:
     """Rate-control PSNR (whole image, full-scale peak): the codec's target definition, not a report metric."""
-    decoded = decoded.reshape(reference.shape)
-    mse = float(np.mean((reference.astype(np.float64) - decoded.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
+    return psnr(reference, decoded, peak)
 
 
 def search_step(encode: Callable[[float], bytes], decode: Callable[[bytes], np.ndarray],
@@ -114,15 +113,12 @@ def _decode_j2k(data: bytes) -> np.ndarray:
     return imagecodecs.jpeg2k_decode(data)
 
 
-class _J2kBase(Codec):
+class _J2kBase(LibraryCodec):
     """What JPEG 2000 and HTJ2K share: knob, capabilities, OpenJPEG decoding."""
 
     capabilities = _CAPABILITIES
     knob = _PSNR_KNOB
     params = (_LOSSLESS,)
-
-    def load(self) -> None:
-        require("imagecodecs", self.name, self.extra)
 
     @staticmethod
     def _is_lossless(params: dict[str, Any]) -> bool:
@@ -158,7 +154,7 @@ class Jpeg2000Codec(_J2kBase):
 
     def sniff(self, data: bytes, /) -> bool:
         rsiz = codestream_rsiz(data)
-        return data[:12] == _JP2_SIGNATURE or (rsiz is not None and not rsiz & _RSIZ_HT)
+        return data[:12] == JP2_SIGNATURE or (rsiz is not None and not rsiz & _RSIZ_HT)
 
 
 class Htj2kCodec(_J2kBase):

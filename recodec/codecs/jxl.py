@@ -24,30 +24,21 @@ from typing import Any
 
 import numpy as np
 
-from recodec.codecs.base import (
-    Capabilities,
-    Codec,
-    Knob,
-    Param,
-    decode_grouped,
-    encode_grouped,
-    is_band_pack,
-    require,
-)
-from recodec.codecs.jpeg import decode_jpeg, jpeg_info
-
-_CODESTREAM = b"\xff\x0a"
-_CONTAINER = b"\x00\x00\x00\x0cJXL \r\n\x87\n"
+from recodec.codecs.backed import LibraryCodec
+from recodec.codecs.base import Capabilities, Knob, Param
+from recodec.errors import DecodeError
+from recodec.formats.jpeg import decode_jpeg, jpeg_info
+from recodec.formats.magic import JXL_CONTAINER, is_format
 
 
 def is_jxl(data: bytes) -> bool:
     """True for a bare JPEG XL codestream or an ISO-BMFF JPEG XL container."""
-    return data[:2] == _CODESTREAM or data[:12] == _CONTAINER
+    return is_format("JXL", data)
 
 
 def has_jpeg_reconstruction(data: bytes) -> bool:
     """True when a JPEG XL container carries a ``jbrd`` box (it was made from a JPEG file)."""
-    if data[:12] != _CONTAINER:
+    if data[:12] != JXL_CONTAINER:
         return False
     pos = 0
     while pos + 8 <= len(data):
@@ -71,13 +62,11 @@ def decode_jxl(data: bytes) -> np.ndarray:
         return decode_jpeg(imagecodecs.jpegxl_decode_jpeg(data))
     out = imagecodecs.jpegxl_decode(data)
     if out.ndim == 4 or (out.ndim == 3 and out.shape[2] > 4):
-        from recodec.errors import DecodeError
-
         raise DecodeError(f"jxl: animated or planar stream of shape {out.shape} is not a recodec image")
     return out
 
 
-class JxlCodec(Codec):
+class JxlCodec(LibraryCodec):
     """JPEG XL via libjxl."""
 
     name = "jxl"
@@ -95,10 +84,8 @@ class JxlCodec(Codec):
         Param("lossless", bool, False, "mathematically lossless (modular mode)"),
         Param("effort", int, 7, "encoder effort, 1 fastest .. 10 smallest", tuple(range(1, 11))),
     )
+    magic = "JXL"
     native_bands = frozenset({1, 3})
-
-    def load(self) -> None:
-        require("imagecodecs", self.name, self.extra)
 
     def version(self) -> str:
         import imagecodecs
@@ -117,20 +104,13 @@ class JxlCodec(Codec):
     def tiff_compressionargs(self, params: dict[str, Any]) -> dict[str, Any]:
         return self._options(params)
 
-    def _encode(self, array: np.ndarray, params: dict[str, Any]) -> bytes:
+    def _encode_part(self, part: np.ndarray, params: dict[str, Any]) -> bytes:
         import imagecodecs
 
-        options = self._options(params)
-        return encode_grouped(
-            self.name, array, self.native_bands,
-            lambda part: imagecodecs.jpegxl_encode(part if part.shape[2] == 3 else part[:, :, 0], **options),
-        )
+        return imagecodecs.jpegxl_encode(part if part.shape[2] == 3 else part[:, :, 0], **self._options(params))
 
-    def _decode(self, data: bytes) -> np.ndarray:
-        return decode_grouped(self.name, data, decode_jxl)
-
-    def sniff(self, data: bytes, /) -> bool:
-        return is_jxl(data) or is_band_pack(data, self.name)
+    def _decode_part(self, data: bytes) -> np.ndarray:
+        return decode_jxl(data)
 
     def transcode(self, data: bytes, source_format: str, params: dict[str, Any]) -> bytes | None:
         """Recompress a JPEG file losslessly (bit-exact JPEG reconstruction); None for other sources."""

@@ -18,23 +18,51 @@ from typing import Any
 
 import numpy as np
 
-from recodec.codecs.base import Capabilities, Codec, Knob, Param, require
+from recodec.codecs.backed import LibraryCodec
+from recodec.codecs.base import Capabilities, Knob, Param
 from recodec.errors import CodecError, UnsupportedImageError
+from recodec.formats.magic import is_format
+from recodec.metrics import max_abs_error
 
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_LERC_MAGICS = (b"Lerc2 ", b"CntZImage ")
 _MAX_TIGHTEN = 4
 
 
-def max_abs_error(reference: np.ndarray, decoded: np.ndarray) -> float:
-    """Largest |decoded - reference| over values that are not NaN in the reference."""
-    diff = np.abs(decoded.astype(np.float64) - reference.astype(np.float64))
-    if np.issubdtype(reference.dtype, np.floating):
-        diff = diff[~np.isnan(reference)]
-    return float(diff.max()) if diff.size else 0.0
+def lerc_encode_zeroed(data: np.ndarray, level: float | None = None, *, compression: str | None = None,
+                       compressionargs: dict[str, Any] | None = None, **kwargs: Any) -> bytes:
+    """``imagecodecs.lerc_encode`` with identical bytes in every process.
+
+    LERC's bit stuffer ORs the codes into the output buffer and leaves the unused bits of each
+    band blob's last 32-bit word as they were; imagecodecs allocates that buffer uninitialised,
+    so those bits (and the blob checksum over them) came from whatever the heap held: outputs
+    differed between runs in the last bytes of each band blob.  Encoding into a zeroed buffer
+    makes them 0.  The zstd/deflate wrapper is applied here, after the blob is fixed.
+    """
+    import imagecodecs
+
+    arr = np.asarray(data)
+    bound = arr.nbytes + arr.nbytes // 4 + (1 << 16)  # raw samples, masks and per-band headers fit
+    try:
+        blob = bytes(imagecodecs.lerc_encode(arr, level=level, out=bytearray(bound), **kwargs))
+    except Exception:  # bound too small for this data: measure, then encode into a buffer of that size
+        size = len(imagecodecs.lerc_encode(arr, level=level, **kwargs))
+        blob = bytes(imagecodecs.lerc_encode(arr, level=level, out=bytearray(size), **kwargs))
+    if compression == "zstd":
+        return bytes(imagecodecs.zstd_encode(blob, **(compressionargs or {})))
+    if compression == "deflate":
+        return bytes(imagecodecs.zlib_encode(blob, **(compressionargs or {})))
+    if compression is not None:
+        raise ValueError(f"unknown LERC compression {compression!r}")
+    return blob
 
 
-class LercCodec(Codec):
+def use_zeroed_lerc_in_tifffile() -> None:
+    """Make tifffile's LERC tile encoder :func:`lerc_encode_zeroed` (GeoTIFF outputs are deterministic too)."""
+    import tifffile
+
+    tifffile.TIFF.COMPRESSORS._codecs[34887] = lerc_encode_zeroed  # tifffile's lazy codec cache
+
+
+class LercCodec(LibraryCodec):
     """LERC 2 with an exactly enforced max error, optionally zstd-wrapped."""
 
     name = "lerc"
@@ -54,7 +82,8 @@ class LercCodec(Codec):
     )
 
     def load(self) -> None:
-        require("imagecodecs", self.name, self.extra)
+        super().load()
+        use_zeroed_lerc_in_tifffile()
 
     def version(self) -> str:
         import imagecodecs
@@ -83,14 +112,14 @@ class LercCodec(Codec):
         bound = self._max_error(params)
         level = bound
         for _ in range(_MAX_TIGHTEN):
-            data = imagecodecs.lerc_encode(planar, level=level, planar=True, masks=masks,
-                                           compression="zstd" if params["zstd"] else None)
+            data = lerc_encode_zeroed(planar, level=level, planar=True, masks=masks,
+                                      compression="zstd" if params["zstd"] else None)
             if bound == 0 or max_abs_error(array, self._decode(data).reshape(array.shape)) <= bound:
                 return data
             # float rounding of the reconstruction overshot: shrink by the largest ulp in play
             level = max(level - 2 * float(np.spacing(np.abs(planar).max().astype(array.dtype))), level / 2)
-        data = imagecodecs.lerc_encode(planar, level=0, planar=True, masks=masks,
-                                       compression="zstd" if params["zstd"] else None)
+        data = lerc_encode_zeroed(planar, level=0, planar=True, masks=masks,
+                                  compression="zstd" if params["zstd"] else None)
         if max_abs_error(array, self._decode(data).reshape(array.shape)) > bound:
             raise CodecError(f"lerc could not meet max_error={bound}")
         return data
@@ -105,13 +134,13 @@ class LercCodec(Codec):
         return values if values.ndim == 2 else np.moveaxis(values, 0, -1)
 
     def sniff(self, data: bytes, /) -> bool:
-        if data.startswith(_LERC_MAGICS):
+        if is_format("LERC", data):
             return True
-        if data[:4] != _ZSTD_MAGIC:
+        if not is_format("ZSTD", data):
             return False
         import imagecodecs
 
         try:
-            return bytes(imagecodecs.zstd_decode(data)[:10]).startswith(_LERC_MAGICS)
+            return is_format("LERC", bytes(imagecodecs.zstd_decode(data)[:10]))
         except Exception:
             return False

@@ -29,15 +29,20 @@ _BUILTIN: dict[str, str] = {
     "jpeg2000": "recodec.codecs.jpeg2000:Jpeg2000Codec",
     "htj2k": "recodec.codecs.jpeg2000:Htj2kCodec",
     "lerc": "recodec.codecs.lerc:LercCodec",
+    "jpegls": "recodec.codecs.jpegls:JpegLsCodec",
+    "residual": "recodec.codecs.residual:ResidualCodec",
     "png": "recodec.codecs.lossless:PngCodec",
     "zstd-tiff": "recodec.codecs.lossless:ZstdTiffCodec",
     "factorized": "recodec.codecs.learned:FactorizedCodec",
     "hyperprior": "recodec.codecs.learned:HyperpriorCodec",
+    "rnn": "recodec.codecs.rnn.codec:RnnCodec",
 }
 
 #: Candidates of ``--codec auto``, in order of preference for ties: lossy classical codecs.
 #: The learned codecs are left out (slow without a GPU); list them explicitly to try them.
 AUTO_CODECS: tuple[str, ...] = ("jxl", "avif", "webp", "jpeg", "jpeg2000", "lerc")
+#: Added to ``auto`` under a max_abs_error target: the codecs that meet an error bound by construction.
+BOUNDED_AUTO_CODECS: tuple[str, ...] = ("jpegls", "residual")
 
 _factories: dict[str, CodecFactory] = dict(_BUILTIN)
 _instances: dict[str, Codec] = {}
@@ -124,13 +129,15 @@ def detect_codec(data: bytes) -> Codec | None:
     return None
 
 
-def expand_codecs(spec: str) -> list[str]:
+def expand_codecs(spec: str, *, bounded: bool = False) -> list[str]:
     """Codec names of a ``--codec`` value: one name, ``auto``, or a comma-separated list.
 
-    ``auto`` keeps only the :data:`AUTO_CODECS` whose dependencies are installed.
+    ``auto`` keeps only the :data:`AUTO_CODECS` whose dependencies are installed, plus the
+    :data:`BOUNDED_AUTO_CODECS` when ``bounded`` (the target bounds max_abs_error).
     """
     if spec.strip() == "auto":
-        return [name for name in AUTO_CODECS if get_codec(name).available()]
+        names = AUTO_CODECS + (BOUNDED_AUTO_CODECS if bounded else ())
+        return [name for name in names if get_codec(name).available()]
     names = [n.strip() for n in spec.split(",") if n.strip()]
     if not names:
         raise UnknownCodecError("no codec given")

@@ -14,22 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from recodec.codecs.base import (
-    Capabilities,
-    Codec,
-    Knob,
-    Param,
-    decode_grouped,
-    encode_grouped,
-    is_band_pack,
-    require,
-)
-from recodec.codecs.jpeg import pil_encode
+from recodec.codecs.backed import LibraryCodec, pil_encode
+from recodec.codecs.base import Capabilities, Knob, Param
+from recodec.formats.magic import is_format
 
 
 def is_webp(data: bytes) -> bool:
     """True when ``data`` starts with a RIFF/WEBP header."""
-    return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    return is_format("WEBP", data)
 
 
 def decode_webp(data: bytes) -> np.ndarray:
@@ -39,7 +31,7 @@ def decode_webp(data: bytes) -> np.ndarray:
     return imagecodecs.webp_decode(data)
 
 
-class WebpCodec(Codec):
+class WebpCodec(LibraryCodec):
     """WebP lossy (VP8, 4:2:0) and lossless (VP8L)."""
 
     name = "webp"
@@ -57,11 +49,9 @@ class WebpCodec(Codec):
         Param("lossless", bool, False, "VP8L lossless mode"),
         Param("method", int, 4, "speed/size trade-off, 0 fastest .. 6 smallest", tuple(range(7))),
     )
+    requires = ("PIL.WebPImagePlugin", "imagecodecs")
+    magic = "WEBP"
     native_bands = frozenset({3})
-
-    def load(self) -> None:
-        require("PIL.WebPImagePlugin", self.name, self.extra)
-        require("imagecodecs", self.name, self.extra)
 
     def version(self) -> str:
         from PIL import features
@@ -73,22 +63,12 @@ class WebpCodec(Codec):
         return {"level": 100 if params["lossless"] else int(params["quality"]), "lossless": bool(params["lossless"]),
                 "method": int(params["method"])}
 
-    def _encode(self, array: np.ndarray, params: dict[str, Any]) -> bytes:
+    def _encode_part(self, array: np.ndarray, params: dict[str, Any]) -> bytes:
         lossless = bool(params["lossless"])
-        options = {
-            "lossless": lossless, "quality": 100 if lossless else int(params["quality"]),
-            "method": int(params["method"]), "exact": True,
-        }
+        if array.shape[2] == 1:
+            array = np.repeat(array, 3, axis=2)
+        return pil_encode(array, "WEBP", lossless=lossless, quality=100 if lossless else int(params["quality"]),
+                          method=int(params["method"]), exact=True)
 
-        def encode_part(part: np.ndarray) -> bytes:
-            if part.shape[2] == 1:
-                part = np.repeat(part, 3, axis=2)
-            return pil_encode(part, "WEBP", **options)
-
-        return encode_grouped(self.name, array, self.native_bands, encode_part)
-
-    def _decode(self, data: bytes) -> np.ndarray:
-        return decode_grouped(self.name, data, decode_webp)
-
-    def sniff(self, data: bytes, /) -> bool:
-        return is_webp(data) or is_band_pack(data, self.name)
+    def _decode_part(self, data: bytes) -> np.ndarray:
+        return decode_webp(data)

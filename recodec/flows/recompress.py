@@ -1,6 +1,6 @@
 """Prefect flow ``recompress``: list SRC, plan shards, compress them on Ray, summarise.
 
-It only wires tasks from :mod:`recodec.tasks.jobs`; every step is a plain function there.
+It only wires :func:`recodec.job.prepare_job` and the steps of :mod:`recodec.tasks.jobs`.
 Without ``PREFECT_API_URL`` Prefect runs the flow against a temporary local API; with it
 set, runs are recorded on that server (see docs/operations.md).
 """
@@ -12,20 +12,47 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NONE
 
-from recodec.config import RunConfig
-from recodec.flows import redacting_flow
+from recodec.config import RunConfig, as_run_config
+from recodec.flows import redacting_flow, start_services
+from recodec.flows.artifacts import publish_summary
+from recodec.job import prepare_job
+from recodec.locations import check_storage
 from recodec.tasks import jobs
+from recodec.tasks.workers import stop_actors
 
-prepare_task = task(jobs.prepare_job, name="prepare", cache_policy=NONE)
+prepare_task = task(prepare_job, name="prepare", cache_policy=NONE)
+check_task = task(check_storage, name="check-src-dst", cache_policy=NONE)
 plan_task = task(jobs.plan, name="plan-shards", cache_policy=NONE)
-compress_task = task(jobs.compress, name="compress-shards", cache_policy=NONE)
+pool_task = task(jobs.start_pool, name="start-workers", cache_policy=NONE)
+delta_task = task(jobs.delta, name="plan-delta", cache_policy=NONE)
+shards_task = task(jobs.process_shards, name="process-shards", cache_policy=NONE)
 summarize_task = task(jobs.summarize, name="summarize", cache_policy=NONE)
 
 
 @redacting_flow(name="recompress")
-def recompress(config: RunConfig) -> dict[str, Any]:
+def recompress(config: RunConfig | dict[str, Any]) -> dict[str, Any]:
     """Recompress every image of ``config.src`` into ``config.dst`` and return the job summary."""
-    spec = prepare_task(config)
-    plan = plan_task(config, spec)
-    stats = compress_task(config, spec, plan)
-    return summarize_task(config, spec, stats)
+    job = prepare_task(as_run_config(config))  # a deployment's scheduled run passes plain JSON
+    check_task(job.config)
+    pool = pool_task(job)  # actors start while SRC is listed
+    try:
+        plan = plan_task(job)
+        plan, delta = delta_task(job, plan)
+    except BaseException:
+        stop_actors(pool)  # a failed listing must not leave the actors running
+        raise
+    stats = shards_task(job, plan, pool)
+    summary = summarize_task(job, stats, delta)
+    publish_summary(summary)
+    return summary
+
+
+def run_checked(config: RunConfig) -> dict[str, Any]:
+    """What ``recodec run`` calls: check codec params, target, SRC and DST *before* Prefect starts
+    (a bad option or location is then one line of error, not a flow run's tracebacks), start
+    Prefect's local API and Ray in parallel, then run :func:`recompress`.
+    """
+    prepare_job(config)
+    check_storage(config)
+    start_services(config.ray_address)
+    return recompress(config)

@@ -7,6 +7,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NONE
 
+from recodec.config import ReconcileConfig
 from recodec.flows import redacting_flow
 from recodec.tasks import reconcile as rec
 
@@ -14,8 +15,6 @@ verify_task = task(rec.verify, name="verify-outputs", cache_policy=NONE)
 
 
 @redacting_flow(name="reconcile")
-def reconcile(dst: str, *, workers: int = 0, ray_address: str | None = None,
-              storage_options: dict[str, Any] | None = None, batch_size: int = 64) -> dict[str, Any]:
+def reconcile(config: ReconcileConfig) -> dict[str, Any]:
     """Verify DST's outputs against its manifest on fresh actors; return the verdict summary."""
-    return verify_task(dst, workers=workers, ray_address=ray_address,
-                       storage_options=storage_options or {}, batch_size=batch_size)
+    return verify_task(config)

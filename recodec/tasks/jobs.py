@@ -1,98 +1,69 @@
-"""Job-level steps of a recompression run: prepare, plan, compress on Ray, summarise.
+"""Job-level steps of a recompression run: plan, process shards on Ray, summarise.
 
-Each step is a plain function taking typed config; :mod:`recodec.flows.recompress`
-wraps them as Prefect tasks.
+Each step is a plain function taking the :class:`~recodec.job.Job` made once by
+:func:`recodec.job.prepare_job`; :mod:`recodec.flows.recompress` wraps them as Prefect tasks.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import sys
+import os
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from recodec.codecs import expand_codecs, get_codec
-from recodec.config import RunConfig
-from recodec.errors import ConfigError
-from recodec.manifest import MANIFEST_SCHEMA, PartSink, manifest_part_path, state_path, to_table
+from recodec.config import DEFAULT_SHARD_SIZE
+from recodec.job import Job
+from recodec.layout import manifest_job_dir, manifest_part_path
+from recodec.manifest import MANIFEST_SCHEMA, PartSink, to_table
 from recodec.storage import scrub, url_to_fs
-from recodec.tasks.compress import JobSpec, ShardResult
+from recodec.tasks.lease import release_run_leases, shard_lease
+from recodec.tasks.naming import job_naming
 from recodec.tasks.planning import PlanSummary, Shard, iter_shards, plan_job
-from recodec.tasks.workers import CompressWorker, ensure_ray, run_bounded, start_actors, stop_actors
+from recodec.tasks.shard import ShardResult, ShardWorker, lost_shard_rows
+from recodec.tasks.workers import ensure_ray, run_bounded, start_actors, stop_actors
 
 Progress = Callable[[str], None]
+_IMPORTED_AT = time.time()
 
 
-def stderr_progress(message: str) -> None:
-    """Default progress sink: one line on stderr."""
-    print(message, file=sys.stderr, flush=True)
-
-
-def new_run_id() -> str:
-    """A sortable, unique id for one invocation: UTC time plus random suffix."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
-
-
-def resolve_candidates(codec_spec: str, params: dict[str, Any], quality: float | None) -> dict[str, dict[str, Any]]:
-    """Resolved params per candidate codec; with several codecs each gets the params it knows.
-
-    A parameter that no candidate knows is an error, and so is ``--quality`` when no candidate
-    has a 1-100 quality, so nobody silently gets a default.
-    """
-    names = expand_codecs(codec_spec)
-    if len(names) == 1:
-        return {names[0]: get_codec(names[0]).resolve_params(params, quality=quality)}
-    out: dict[str, dict[str, Any]] = {}
-    used: set[str] = set()
-    for name in names:
-        codec = get_codec(name)
-        mine = {k: v for k, v in params.items() if k in codec.all_params()}
-        used.update(mine)
-        out[name] = codec.resolve_params(mine, quality=quality if codec.knob.quality_shortcut else None)
-    unknown = sorted(set(params) - used)
-    if unknown:
-        raise ConfigError(f"no candidate codec has parameter(s) {', '.join(unknown)}")
-    if quality is not None and not any(get_codec(n).knob.quality_shortcut for n in names):
-        raise ConfigError("--quality needs a codec with a 1-100 quality; use --param")
-    return out
-
-
-def prepare_job(config: RunConfig) -> JobSpec:
-    """Resolve codec params (failing fast on bad ones) and derive the job key and run id."""
-    from recodec.imageio import output_extension
-
-    params = resolve_candidates(config.codec, config.params, config.quality)
-    if config.target:
-        from recodec.target import parse_target
-
-        parse_target(config.target)  # fail before listing anything
-    elif len(params) > 1:
-        raise ConfigError("several codecs need a --target to choose between them")
-    (first, *rest) = params
-    plan_ext = "" if rest else output_extension(
-        get_codec(first), "geotiff" if config.container == "geotiff" else "raw")
-    return JobSpec(
-        src=config.src, dst=config.dst, codec=config.codec, params=params,
-        container=config.container, job_key=config.job_key(params),
-        run_id=config.run_id or new_run_id(), plan_extension=plan_ext, target=config.target,
-        max_pixels=config.max_pixels, image_timeout_s=config.image_timeout_s,
-        allow_growth=config.allow_growth, copy_unchanged=config.copy_unchanged,
-        storage_options=config.storage_options,
-    )
-
-
-def plan(config: RunConfig, spec: JobSpec) -> PlanSummary:
+def plan(job: Job) -> PlanSummary:
     """List SRC and persist the shard plan (or reuse the persisted one)."""
+    config = job.config
     return plan_job(
-        config.src, config.dst, spec.job_key, extension=spec.plan_extension,
-        extensions=tuple(config.extensions), shard_size=config.shard_size, shard_bytes=config.shard_bytes,
-        job_info={"job_key": spec.job_key, "codec": spec.codec, "params": spec.params,
-                  "config": config.public_dict()},
+        config.src, config.dst, job.job_key, extension=job_naming(job),
+        extensions=tuple(config.extensions), shard_size=config.shard_size or DEFAULT_SHARD_SIZE,
+        shard_bytes=config.shard_bytes,
+        job_info={"job_key": job.job_key, "codec": job.codec, "params": job.params,
+                  "config": config.public_dict(),
+                  "task_model_sha256": job.task_model.sha256 if job.task_model else None},
         storage_options=config.storage_options,
+        # An explicit shard size is used as is; the default one is spread over every worker.
+        spread=1 if config.shard_size else planned_workers(config.workers, config.ray_address),
     )
+
+
+def planned_workers(workers: int, ray_address: str | None) -> int:
+    """How many actors a small job should be spread over: the configured count, else this
+    machine's CPUs for the embedded Ray (a remote cluster's size is unknown before Ray starts)."""
+    if workers:
+        return workers
+    return 1 if ray_address else max(1, os.cpu_count() or 1)
+
+
+def delta(job: Job, summary: PlanSummary) -> tuple[PlanSummary, dict[str, Any] | None]:
+    """On a re-run (the plan was reused), append the new, changed and retryable sources to the plan."""
+    if not summary.reused:
+        return summary, None
+    from recodec.tasks.delta import plan_delta
+
+    config = job.config
+    summary, report = plan_delta(
+        config.src, config.dst, summary, run_id=job.run_id, extension=job_naming(job),
+        extensions=tuple(config.extensions), shard_size=config.shard_size or DEFAULT_SHARD_SIZE,
+        shard_bytes=config.shard_bytes,
+        retry_failed=config.retry_failed, storage_options=config.storage_options)
+    return summary, report.to_dict()
 
 
 @dataclass
@@ -105,93 +76,178 @@ class RunStats:
     shards_failed: int = 0
     #: Shards whose part could not be written even by the driver: a re-run completes them.
     shards_uncommitted: int = 0
+    #: Shards another live run of the job held (its lease): that run commits them.
+    shards_leased: int = 0
     images_done: int = 0
     startup_seconds: float = 0.0
     work_seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    #: Failure reasons with counts and examples, images/s (from :class:`recodec.progress.RunProgress`).
+    live: dict[str, Any] = field(default_factory=dict)
 
 
-def _lost_shard_rows(spec: JobSpec, shard: Shard, exc: BaseException) -> list[dict[str, Any]]:
-    """Failed rows for a shard whose worker died past its retries, so no image goes unrecorded."""
-    from recodec.tasks.compress import base_row
+class _ShardLoop:
+    """The driver's side of :func:`process_shards`: what to submit, and what to do with each result."""
 
-    src_fs, src_root = url_to_fs(spec.src, spec.storage_options)
-    first_line = str(exc).splitlines()[0][:300] if str(exc) else ""
-    now = dt.datetime.now(dt.timezone.utc)
-    rows = []
-    for item in shard.items:
-        row = base_row(spec, shard.shard_id, item, src_fs, src_root)
-        row.update(status="failed", error=f"worker_lost: {type(exc).__name__}: {first_line}", created_at=now)
-        rows.append(row)
-    return rows
+    def __init__(self, job: Job, summary: PlanSummary, progress: Progress | None) -> None:
+        from recodec.progress import RunProgress
 
+        self.job, self.summary = job, summary
+        self.live = RunProgress(summary.images, sink=progress)
+        self.t0 = time.perf_counter()
+        self.stats = RunStats(shards_total=summary.shards)
+        self.sink = PartSink(job.dst, job.storage_options)
+        self.dst_fs, self.dst_root = url_to_fs(job.dst, job.storage_options)
+        dst_fs = self.dst_fs
+        self.committed = {p.rsplit("/", 1)[-1] for p in _list(dst_fs, manifest_job_dir(self.dst_root, job.job_key))}
 
-def compress(config: RunConfig, spec: JobSpec, summary: PlanSummary,
-             progress: Progress = stderr_progress) -> RunStats:
-    """Compress every uncommitted shard on a pool of Ray actors and commit their parts."""
-    t0 = time.perf_counter()
-    stats = RunStats(shards_total=summary.shards)
-    dst_fs, dst_root = url_to_fs(config.dst, config.storage_options)
-    sink = PartSink(config.dst, config.storage_options)
-    committed = {p.rsplit("/", 1)[-1] for p in _list(dst_fs, state_path(dst_root, "manifest", f"job={spec.job_key}"))}
+    def final(self, shard: Shard) -> str:
+        """Committed path of a shard's manifest part."""
+        return manifest_part_path(self.dst_root, self.job.job_key, shard.shard_id)
 
-    def todo() -> Any:
-        for shard in iter_shards(config.dst, spec.job_key, summary.shards, config.storage_options):
-            if manifest_part_path(dst_root, spec.job_key, shard.shard_id).rsplit("/", 1)[-1] in committed:
-                stats.shards_resumed += 1
+    def todo(self) -> Iterator[Shard]:
+        """The persisted shards without a committed part (the others are counted as resumed)."""
+        for shard in iter_shards(self.job.dst, self.job.job_key, self.summary.shards, self.job.storage_options):
+            if self.final(shard).rsplit("/", 1)[-1] in self.committed:
+                self.stats.shards_resumed += 1
+                self.live.resumed(len(shard.items))
                 continue
             yield shard
 
-    def report() -> None:
-        done = stats.shards_done + stats.shards_resumed + stats.shards_failed + stats.shards_uncommitted
-        progress(f"[recodec] shards {done}/{stats.shards_total} (resumed {stats.shards_resumed}, "
-                 f"failed {stats.shards_failed}, uncommitted {stats.shards_uncommitted}), "
-                 f"images {stats.images_done}, {time.perf_counter() - t0:.1f}s")
+    def release(self, shard: Shard) -> None:
+        """Release this run's lease on a shard (after its part is committed, or not)."""
+        shard_lease(self.dst_fs, self.dst_root, self.job, shard.shard_id).release()
 
-    def on_result(shard: Shard, res: ShardResult) -> None:
+    def on_result(self, shard: Shard, res: ShardResult) -> None:
+        """Commit a shard's staged part if absent (or write the rows the worker could not stage)."""
+        if res.leased_by is not None or res.already_committed:
+            if res.leased_by is not None:
+                self.stats.shards_leased += 1
+            else:
+                self.stats.shards_resumed += 1
+                self.live.resumed(len(shard.items))
+            return
         try:
             if res.staging is None:  # the worker could not stage it: write it from here
-                sink.write_part(to_table(res.rows or [], MANIFEST_SCHEMA), res.final)
+                won = self.sink.write_part(to_table(res.rows or [], MANIFEST_SCHEMA), res.final)
             else:
-                sink.commit(res.staging, res.final)
+                won = self.sink.commit(res.staging, res.final)
+            if not won:  # commit-if-absent: another run's part was there first and stays
+                self.stats.errors.append(f"shard {shard.shard_id}: another run committed it first; kept that part")
+            self.release(shard)
         except Exception as exc:
             # Left uncommitted on purpose: its outputs are rewritten and the part committed
             # by the next run of this job; audit reports the gap meanwhile.
-            stats.shards_uncommitted += 1
-            stats.errors.append(scrub(f"shard {shard.shard_id}: manifest part not committed, re-run to "
-                                      f"complete: {type(exc).__name__}: {exc}", config.storage_options))
-            report()
+            self.release(shard)
+            self.stats.shards_uncommitted += 1
+            self.stats.errors.append(scrub(f"shard {shard.shard_id}: manifest part not committed, re-run to "
+                                           f"complete: {type(exc).__name__}: {exc}", self.job.storage_options))
+            self.live.shard(failed=res.ok + res.failed + res.skipped,
+                            errors=[f"shard {shard.shard_id}: uncommitted: {type(exc).__name__}"])
             return
-        stats.shards_done += 1
-        stats.images_done += res.ok + res.failed + res.skipped
-        stats.errors.extend(res.errors[:5])
-        report()
+        self.stats.shards_done += 1
+        self.stats.images_done += res.ok + res.failed + res.skipped
+        self.stats.errors.extend(res.errors[:5])
+        self.live.shard(ok=res.ok, failed=res.failed, skipped=res.skipped,
+                        saved_bytes=res.source_bytes - res.dest_bytes, errors=res.errors)
 
-    def on_error(shard: Shard, exc: BaseException) -> None:
-        rows = _lost_shard_rows(spec, shard, exc)
-        sink.write_part(to_table(rows, MANIFEST_SCHEMA),
-                        manifest_part_path(dst_root, spec.job_key, shard.shard_id))
-        stats.shards_failed += 1
-        stats.images_done += len(rows)
-        stats.errors.append(f"shard {shard.shard_id}: {rows[0]['error']}")
-        report()
+    def on_error(self, shard: Shard, exc: BaseException) -> None:
+        """A shard whose worker died past its retries: commit failed rows for all its images."""
+        rows = lost_shard_rows(self.job, shard, exc)
+        self.sink.write_part(to_table(rows, MANIFEST_SCHEMA), self.final(shard))
+        # The lost worker may have published outputs of this shard before it died: no row owns them.
+        remove_unreferenced_outputs(self.job, shard)
+        self.release(shard)
+        self.stats.shards_failed += 1
+        self.stats.images_done += len(rows)
+        self.stats.errors.append(f"shard {shard.shard_id}: {rows[0]['error']}")
+        self.live.shard(failed=len(rows), errors=[f"{r['source_key']}: {r['error']}" for r in rows])
 
-    ensure_ray(config.ray_address)
-    actors = start_actors(CompressWorker, (spec,), config.workers, config.gpus_per_worker)
+
+def start_pool(job: Job) -> list[Any]:
+    """Start Ray and the job's actors without waiting for them.
+
+    Called before planning, so each actor's start (a process, its imports, its codecs) overlaps
+    the listing of SRC instead of following it.
+    """
+    ensure_ray(job.config.ray_address)
+    return start_actors(ShardWorker, (job,), job.config.workers, job.config.gpus_per_worker)
+
+
+def process_shards(job: Job, summary: PlanSummary, actors: list[Any] | None = None,
+                   progress: Progress | None = None) -> RunStats:
+    """Process every uncommitted shard on a pool of Ray actors (started here if not given), commit parts.
+
+    The actors are stopped at the end.  ``startup_seconds`` runs from this process's start to
+    the moment every actor is ready (imports, Prefect, Ray, listing, planning, codec loads).
+    """
+    loop = _ShardLoop(job, summary, progress)
+    actors = actors if actors is not None else start_pool(job)
     try:
         import ray
 
         ray.get([a.name.remote() for a in actors])  # codec loaded everywhere before timing work
-        stats.startup_seconds = time.perf_counter() - t0
+        loop.stats.startup_seconds = seconds_since_process_start()
         t1 = time.perf_counter()
-        run_bounded(actors, todo(), lambda a, s: a.run.remote(s), on_result, on_error,
-                    queue_per_worker=config.queue_per_worker)
-        stats.work_seconds = time.perf_counter() - t1
+        run_bounded(actors, loop.todo(), lambda a, s: a.run.remote(s), loop.on_result, loop.on_error,
+                    queue_per_worker=job.config.queue_per_worker)
+        loop.stats.work_seconds = time.perf_counter() - t1
     finally:
         stop_actors(actors)
-    if stats.shards_resumed and not stats.shards_done:
-        report()
-    return stats
+        loop.live.close()
+        # A stopped driver's shards are free for the next run at once.
+        release_run_leases(loop.dst_fs, loop.dst_root, job.job_key, job.run_id)
+    loop.stats.live = loop.live.as_dict()
+    return loop.stats
+
+
+def seconds_since_process_start() -> float:
+    """Wall seconds since this process started (what a user waits before any image is worked on).
+
+    Linux: from ``/proc`` (start time in clock ticks since boot); elsewhere, since recodec's
+    job-level steps were imported, which is within a fraction of a second of the start.
+    """
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        with open("/proc/stat", encoding="ascii") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime"))
+        return time.time() - (boot + start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time() - _IMPORTED_AT
+
+
+def remove_unreferenced_outputs(job: Job, shard: Shard) -> list[str]:
+    """Remove the outputs a shard could have written that no committed row references.
+
+    The plan claimed every name a source can be written under (:mod:`recodec.tasks.naming`), so
+    these are the only places a lost worker can have left an output.  A name that any committed
+    row of any job points to is kept.  Returns the removed paths.
+    """
+    from recodec.manifest import read_manifest
+    from recodec.storage import join
+    from recodec.tasks.outputs import dest_path
+    from recodec.tasks.planning import copy_key
+
+    dst_fs, dst_root = url_to_fs(job.dst, job.storage_options)
+    suffixes = job_naming(job).suffixes
+    candidates: set[str] = set()
+    for item in shard.items:
+        if not item.dest_key:
+            continue  # unsafe key: nothing was ever written for it
+        candidates.update(join(dst_root, item.dest_key + s) for s in suffixes)
+        if item.keep_key is None or item.keep_key:
+            candidates.add(join(dst_root, copy_key(item)))
+    present = [p for p in sorted(candidates) if dst_fs.exists(p)]
+    if not present:
+        return []
+    rows = read_manifest(job.dst, job.storage_options, unreadable=[]).to_pylist()
+    referenced = {dest_path(r, dst_fs, dst_root, job.storage_options)[1] for r in rows
+                  if r.get("dest_uri") or r.get("dest_key")}
+    removed = [p for p in present if p not in referenced]
+    for path in removed:
+        dst_fs.rm_file(path)
+    return removed
 
 
 def _list(fs: Any, path: str) -> list[str]:
@@ -201,14 +257,14 @@ def _list(fs: Any, path: str) -> list[str]:
         return []
 
 
-def summarize(config: RunConfig, spec: JobSpec, stats: RunStats) -> dict[str, Any]:
+def summarize(job: Job, stats: RunStats, delta_report: dict[str, Any] | None = None) -> dict[str, Any]:
     """Totals of the whole job (this invocation and resumed shards) from its committed manifest."""
     import pyarrow.compute as pc
 
     from recodec.manifest import read_manifest
 
-    table = read_manifest(config.dst, config.storage_options)
-    table = table.filter(pc.equal(table["job_key"], spec.job_key))
+    table = read_manifest(job.dst, job.storage_options)
+    table = table.filter(pc.equal(table["job_key"], job.job_key))
     import duckdb
 
     con = duckdb.connect()
@@ -223,18 +279,19 @@ def summarize(config: RunConfig, spec: JobSpec, stats: RunStats) -> dict[str, An
                avg(bpp) FILTER (status = 'ok') AS mean_bpp,
                avg(psnr) FILTER (status = 'ok' AND isfinite(psnr)) AS mean_psnr,
                avg(ssim) FILTER (status = 'ok') AS mean_ssim,
-               avg(ms_ssim) FILTER (status = 'ok') AS mean_ms_ssim
+               avg(ms_ssim) FILTER (status = 'ok') AS mean_ms_ssim,
+               min(task_agreement) FILTER (status = 'ok') AS min_task_agreement
         FROM m""").fetchall()[0]
     cols = ["images", "ok", "failed", "skipped", "bytes_before", "bytes_after", "mean_bpp", "mean_psnr",
-            "mean_ssim", "mean_ms_ssim"]
+            "mean_ssim", "mean_ms_ssim", "min_task_agreement"]
     out: dict[str, Any] = dict(zip(cols, row))
     out["ratio"] = (out["bytes_before"] / out["bytes_after"]) if out["bytes_after"] else None
     out.update(
-        run_id=spec.run_id, job_key=spec.job_key, codec=spec.codec, dst=config.dst,
+        run_id=job.run_id, job_key=job.job_key, codec=job.codec, dst=job.dst,
         shards=stats.shards_total, shards_resumed=stats.shards_resumed, shards_failed=stats.shards_failed,
-        shards_uncommitted=stats.shards_uncommitted,
+        shards_uncommitted=stats.shards_uncommitted, shards_leased=stats.shards_leased,
         images_this_run=stats.images_done, startup_seconds=round(stats.startup_seconds, 3),
         work_seconds=round(stats.work_seconds, 3),
-        first_errors=stats.errors[:10],
+        first_errors=stats.errors[:10], delta=delta_report, **stats.live,
     )
     return out

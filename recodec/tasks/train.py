@@ -7,18 +7,22 @@ otherwise.  The Prefect flow :mod:`recodec.flows.train` only wires these togethe
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
-import math
 import os
 import random
 import time
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
+
+from recodec.codecs.crops import random_crops
+from recodec.metrics import psnr as metrics_psnr
+from recodec.metrics import psnr_from_mse
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".ppm", ".bmp")
 #: CompressAI's MSE ladder (loss = lambda * 255^2 * MSE + bpp), low to high quality.
@@ -29,7 +33,7 @@ HOLDOUT_MODULUS = 10
 
 @dataclass
 class TrainConfig:
-    """Everything that defines one training run (recorded in the model card)."""
+    """Everything that defines one training run (recorded in the checkpoint and model card)."""
 
     model: str = "hyperprior"
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
@@ -45,11 +49,35 @@ class TrainConfig:
     #: Fraction of the steps after which the decoder sees rounded (not noisy) latents.
     ste_from: float = 0.75
     seed: int = 0
-    checkpoint_every: int = 250
+    #: Mixed precision of the training forward pass: "bf16" (autocast) or "fp32".
+    precision: str = "bf16"
+    channels_last: bool = True
+    compile: bool = False
+    checkpoint_every: int = 1000
+    #: A checkpoint is also written after this many minutes of wall time (and on SIGTERM).
+    checkpoint_minutes: float = 5.0
+    #: Held-out loss is measured (and ``best.pt`` kept) every this many minutes; 0 disables it.
+    eval_minutes: float = 10.0
+    #: Wall-clock budget of this invocation in seconds (checkpoint, then return); None: no limit.
+    max_seconds: float | None = None
     log_every: int = 50
     threads: int | None = None
     max_images: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: Fields a resumed run takes from the caller; every other field comes from the checkpoint
+#: unless the caller names it in ``override`` (the schedule is a function of the config).
+RUNTIME_FIELDS = ("precision", "channels_last", "compile", "checkpoint_every", "checkpoint_minutes",
+                  "eval_minutes", "max_seconds", "log_every", "threads", "max_images")
+
+
+def config_from_json(text: str) -> TrainConfig:
+    """The :class:`TrainConfig` stored in a checkpoint (tolerates fields added since)."""
+    raw = json.loads(text)
+    known = {f for f in TrainConfig.__dataclass_fields__}
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
+    return TrainConfig(**cfg)
 
 
 def is_heldout(name: str) -> bool:
@@ -86,119 +114,345 @@ def load_rgb(url: str) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def random_crops(images: list[np.ndarray], batch: int, crop: int, rng: random.Random) -> np.ndarray:
-    """A (B, 3, crop, crop) float32 batch in [0, 1] of random crops with random flips."""
-    out = np.empty((batch, 3, crop, crop), dtype=np.float32)
-    for i in range(batch):
-        img = images[rng.randrange(len(images))]
-        h, w = img.shape[:2]
-        if h < crop or w < crop:  # tiny images are tiled by reflection rather than skipped
-            img = np.pad(img, ((0, max(0, crop - h)), (0, max(0, crop - w)), (0, 0)), mode="reflect")
-            h, w = img.shape[:2]
-        top, left = rng.randrange(h - crop + 1), rng.randrange(w - crop + 1)
-        patch = img[top:top + crop, left:left + crop]
-        if rng.random() < 0.5:
-            patch = patch[:, ::-1]
-        out[i] = patch.transpose(2, 0, 1) / 255.0
-    return out
-
-
 def _rate_bits(likelihoods: list[Any]) -> Any:
     import torch
 
     return sum(torch.log2(lk).sum() for lk in likelihoods) * -1.0
 
 
-def train_model(data: str, out_dir: str, config: TrainConfig, *, init_from: str | None = None) -> dict[str, Any]:
-    """Train (or resume) a model on random crops of ``data``; returns a summary dict.
+def lr_at(config: TrainConfig, step: int) -> float:
+    """Learning rate of ``step`` under the step schedule of ``config``."""
+    return config.lr * config.lr_decay ** sum(step >= f * config.steps for f in config.lr_milestones)
 
-    Checkpoints go to ``out_dir/checkpoint.pt`` every ``checkpoint_every`` steps and a
-    run resumes from there.  ``init_from`` starts from another checkpoint's weights.
+
+def autocast(device: str, precision: str) -> Any:
+    """The autocast context of ``precision`` ("bf16" or "fp32": no autocast)."""
+    import contextlib
+
+    import torch
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision != "bf16":
+        raise ValueError(f"precision must be fp32 or bf16, not {precision!r}")
+    return torch.autocast(device, dtype=torch.bfloat16)
+
+
+def rd_loss(model: Any, x: Any, q: int, lam: float, precision: str = "fp32") -> tuple[Any, Any, Any]:
+    """(loss, bpp, mse) of one batch at quality index ``q``; loss = lam * 255^2 * MSE + bpp (+ aux)."""
+    import torch
+
+    with autocast(x.device.type, precision):
+        res = model(x, q)
+    pixels = x.shape[0] * x.shape[2] * x.shape[3]
+    mse = torch.mean((res["x_hat"].float() - x) ** 2)
+    bpp = _rate_bits(res["likelihoods"]) / pixels
+    loss = lam * 255**2 * mse + bpp
+    if "aux_likelihoods" in res:
+        loss = loss + _rate_bits(res["aux_likelihoods"]) / pixels
+    return loss, bpp, mse
+
+
+def train_step(model: Any, opt: Any, x: Any, q: int, lam: float, precision: str) -> tuple[float, float, float]:
+    """One optimiser step; returns (loss, bpp, mse) as floats."""
+    import torch
+
+    loss, bpp, mse = rd_loss(model, x, q, lam, precision)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss.item(), bpp.item(), mse.item()
+
+
+#: The signal that asked the running training loop to checkpoint and return (None: none yet).
+_STOP: dict[str, int | None] = {"signal": None}
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """While active, SIGTERM/SIGINT make the training loop checkpoint and return.
+
+    Handlers can only be installed from the main thread: the CLI installs them around the
+    whole flow (its tasks may run in other threads), :func:`train_model` again when it
+    runs in the main thread itself.
     """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, _frame: Any) -> None:
+        _STOP["signal"] = signum
+
+    old = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        _STOP["signal"] = None
+
+
+@dataclass
+class _Run:
+    """Mutable state of a training run (what a checkpoint restores)."""
+
+    model: Any
+    opt: Any
+    config: TrainConfig
+    rng: random.Random
+    step: int = 0
+    pixels: int = 0
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    best: float = float("inf")
+    stage_t0: float = 0.0
+
+    def update_stage(self, status: str) -> None:
+        """Bring the current stage's record (steps, pixels, wall time) up to date."""
+        stage = self.stages[-1]
+        stage.update(to_step=self.step, status=status, seconds=round(time.time() - self.stage_t0, 1),
+                     pixels=(self.step - stage["from_step"]) * self.config.batch_size * self.config.crop**2)
+
+
+def _start_run(config: TrainConfig, device: str, *, init_from: str | None, resume: str | None,
+               override: tuple[str, ...]) -> _Run:
+    """A fresh run, one initialised from ``init_from``'s weights, or one restored from ``resume``."""
     import torch
 
     from recodec.codecs.learned.models import build_model
+
+    state = torch.load(resume, map_location="cpu", weights_only=True) if resume else None
+    if state is not None:
+        saved = config_from_json(state["config"])
+        keep = {f: getattr(config, f) for f in (*RUNTIME_FIELDS, *override)}
+        config = replace(saved, **keep)
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, config.n, config.m, len(config.lambdas)).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    run = _Run(model, opt, config, random.Random(config.seed))
+    if state is not None:
+        model.load_state_dict(state["model"])
+        if "optimizer" in state:  # a weights-only checkpoint resumes with a fresh optimizer at step 0
+            opt.load_state_dict(state["optimizer"])
+        run.step, run.pixels = int(state.get("step", 0)), int(state.get("pixels", 0))
+        run.stages = json.loads(state.get("stages", "[]"))
+        run.best = float(state.get("best", float("inf")))
+        _set_rng(run.rng, state)
+    elif init_from:
+        init = torch.load(init_from, map_location="cpu", weights_only=True)
+        model.load_state_dict(init["model"])
+        # The weights' history stays on record; the step count and schedule start afresh.
+        run.stages = [{**s, "before_init_from": True} for s in json.loads(init.get("stages", "[]"))]
+    return run
+
+
+def _rng_state(rng: random.Random) -> dict[str, Any]:
+    import torch
+
+    version, internal, gauss = rng.getstate()
+    state: dict[str, Any] = {"rng_python": torch.tensor(internal, dtype=torch.int64),
+                             "rng_torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["rng_cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng(rng: random.Random, state: dict[str, Any]) -> None:
+    import torch
+
+    if "rng_python" in state:
+        rng.setstate((3, tuple(int(v) for v in state["rng_python"]), None))
+        torch.set_rng_state(state["rng_torch"])
+        if "rng_cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+    else:  # checkpoints written before RNG state was saved
+        rng.seed(int(state.get("step", 0)))
+
+
+def save_checkpoint(path: Path, run: _Run, status: str = "running") -> None:
+    """Write ``run`` atomically (a crash never leaves a half-written checkpoint)."""
+    import torch
+
+    run.update_stage(status)
+    state = {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(), "step": run.step,
+             "pixels": run.pixels, "config": json.dumps(asdict(run.config)),
+             "stages": json.dumps(run.stages), "best": run.best, **_rng_state(run.rng)}
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train_model(data: str, out_dir: str, config: TrainConfig, *, init_from: str | None = None,
+                resume: str | None = None, override: tuple[str, ...] = (),
+                heldout: list[np.ndarray] | None = None) -> dict[str, Any]:
+    """Train (or resume) a model on random crops of ``data``; returns a summary dict.
+
+    ``out_dir/checkpoint.pt`` is written every ``checkpoint_every`` steps, every
+    ``checkpoint_minutes``, at the end and on SIGTERM/SIGINT.  A run resumes from
+    ``resume`` (or from ``out_dir/checkpoint.pt`` when it exists): model, optimizer, step,
+    schedule (the checkpoint's config, except :data:`RUNTIME_FIELDS` and ``override``) and
+    RNG state.  ``init_from`` only copies another checkpoint's weights.  With ``heldout``
+    images, the held-out loss is logged every ``eval_minutes`` and ``best.pt`` kept.
+    """
+    if config.model == "rnn":
+        return train_rnn(data, out_dir, config)
+    import torch
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if config.threads:
         torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-
-    urls = list_images(data, split="train")
-    if config.max_images:
-        urls = urls[: config.max_images]
+    ckpt_path = out / "checkpoint.pt"
+    if resume is None and ckpt_path.exists():
+        resume = str(ckpt_path)
+    run = _start_run(config, device, init_from=init_from, resume=resume, override=override)
+    config = run.config
+    urls = list_images(data, split="train")[: config.max_images or None]
     if not urls:
         raise ValueError(f"no training images under {data}")
     images = [load_rgb(u) for u in urls]
-
-    model = build_model(config.model, config.n, config.m, len(config.lambdas)).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    ckpt_path = out / "checkpoint.pt"
-    step = 0
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step = int(state["step"])
-        rng.seed(config.seed + step)
-    elif init_from:
-        state = torch.load(init_from, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-
-    lambdas = torch.tensor(config.lambdas)
-    log = (out / "train_log.jsonl").open("a")
-    t0, window = time.time(), []
-    model.train()
-    while step < config.steps:
-        lr = config.lr * config.lr_decay ** sum(step >= f * config.steps for f in config.lr_milestones)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        model.ste = step >= config.ste_from * config.steps
-        q = rng.randrange(len(config.lambdas))
-        x = torch.from_numpy(random_crops(images, config.batch_size, config.crop, rng)).to(device)
-        res = model(x, q)
-        pixels = x.shape[0] * x.shape[2] * x.shape[3]
-        mse = torch.mean((res["x_hat"] - x) ** 2)
-        bpp = _rate_bits(res["likelihoods"]) / pixels
-        loss = lambdas[q] * 255**2 * mse + bpp
-        if "aux_likelihoods" in res:
-            loss = loss + _rate_bits(res["aux_likelihoods"]) / pixels
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        window.append((q, bpp.item(), mse.item()))
-        if step % config.log_every == 0 or step == config.steps:
-            psnr = [10 * math.log10(1 / max(m, 1e-10)) for _, _, m in window]
-            log.write(json.dumps({
-                "step": step, "lr": lr, "seconds": round(time.time() - t0, 1),
-                "bpp": round(float(np.mean([b for _, b, _ in window])), 4),
-                "psnr": round(float(np.mean(psnr)), 3), "loss": round(loss.item(), 4),
-            }) + "\n")
-            log.flush()
-            window = []
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            _save_checkpoint(ckpt_path, model, opt, step, config)
-    log.close()
-    return {"checkpoint": str(ckpt_path), "steps": step, "device": device, "images": len(urls),
-            "seconds": round(time.time() - t0, 1), "config": asdict(config)}
+    eval_batch = _eval_batch(heldout, device) if heldout and config.eval_minutes else None
+    stage = {"from_step": run.step, "device": _device_name(device), "precision": config.precision,
+             "threads": torch.get_num_threads(), "batch": config.batch_size, "crop": config.crop,
+             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    run.stages.append(stage)
+    run.stage_t0 = time.time()
+    with stop_on_signals():
+        reason = _loop(run, images, device, out, eval_batch)
+    save_checkpoint(ckpt_path, run, reason)
+    return {"checkpoint": str(ckpt_path), "steps": run.step, "device": device, "images": len(urls),
+            "seconds": round(sum(s.get("seconds", 0) for s in run.stages), 1), "pixels": run.pixels,
+            "stages": run.stages, "stopped": reason, "interrupted": reason.startswith("signal"),
+            "config": asdict(config)}
 
 
-def _save_checkpoint(path: Path, model: Any, opt: Any, step: int, config: TrainConfig) -> None:
+def train_rnn(data: str, out_dir: str, config: TrainConfig) -> dict[str, Any]:
+    """Train the recurrent codec (truncated BPTT; see :mod:`recodec.codecs.rnn.training`)."""
+    from recodec.codecs.rnn.training import RnnTrainConfig, train
+
+    urls = list_images(data, split="train")[: config.max_images or None]
+    if not urls:
+        raise ValueError(f"no training images under {data}")
+    rnn = RnnTrainConfig(steps=config.steps, batch_size=config.batch_size, crop=config.crop,
+                         lr=config.lr, seed=config.seed, threads=config.threads, **config.extra)
+    heldout = [load_rgb(u) for u in list_images(data, split="heldout")[:8]]
+    summary = train([load_rgb(u) for u in urls], heldout, out_dir, rnn)
+    # The flow exports "checkpoint": for the rnn that is the best held-out model.
+    return {**summary, "checkpoint": summary["best"], "resume_checkpoint": summary["checkpoint"],
+            "images": len(urls), "config": {**asdict(config), **summary["config"]}}
+
+
+def _device_name(device: str) -> str:
+    import platform
+
     import torch
 
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                "config": json.dumps(asdict(config))}, tmp)
-    os.replace(tmp, path)  # atomic: a crash never leaves a half-written checkpoint
+    if device == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def _loop(run: _Run, images: list[np.ndarray], device: str, out: Path, eval_batch: Any) -> str:
+    """Optimise until the schedule ends, the time budget runs out or a signal arrives."""
+    import torch
+
+    config, model, opt = run.config, run.model, run.opt
+    step_fn = torch.compile(train_step) if config.compile else train_step
+    log = (out / "train_log.jsonl").open("a")
+    t0 = last_ckpt = last_eval = time.time()
+    window: list[tuple[float, float]] = []
+    model.train()
+    reason = "done"
+    while run.step < config.steps:
+        if _STOP["signal"] is not None:
+            reason = f"signal {_STOP['signal']}"
+            break
+        now = time.time()
+        if config.max_seconds is not None and now - t0 >= config.max_seconds:
+            reason = "time budget"
+            break
+        for g in opt.param_groups:
+            g["lr"] = lr_at(config, run.step)
+        model.ste = run.step >= config.ste_from * config.steps
+        q = run.rng.randrange(len(config.lambdas))
+        x = torch.from_numpy(random_crops(images, config.batch_size, config.crop, run.rng)).to(device)
+        if config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        _, bpp, mse = step_fn(model, opt, x, q, config.lambdas[q], config.precision)
+        run.step += 1
+        run.pixels += x.shape[0] * x.shape[2] * x.shape[3]
+        window.append((bpp, mse))
+        if run.step % config.log_every == 0 or run.step == config.steps:
+            _log(log, run, window, now - t0)
+            window = []
+        if eval_batch is not None and now - last_eval >= config.eval_minutes * 60:
+            _evaluate_and_keep_best(run, eval_batch, out, log)
+            last_eval = time.time()
+        if run.step % config.checkpoint_every == 0 or now - last_ckpt >= config.checkpoint_minutes * 60:
+            save_checkpoint(out / "checkpoint.pt", run)
+            last_ckpt = time.time()
+    log.close()
+    return reason
+
+
+def _log(log: Any, run: _Run, window: list[tuple[float, float]], seconds: float) -> None:
+    psnr_db = [psnr_from_mse(max(m, 1e-10), 1.0) for _, m in window]
+    log.write(json.dumps({
+        "step": run.step, "lr": lr_at(run.config, run.step - 1), "seconds": round(seconds, 1),
+        "pixels": run.pixels, "bpp": round(float(np.mean([b for b, _ in window])), 4),
+        "psnr": round(float(np.mean(psnr_db)), 3),
+    }) + "\n")
+    log.flush()
+
+
+def _eval_batch(images: list[np.ndarray], device: str, crop: int = 256) -> Any:
+    """Centre crops of held-out images (one fixed batch) for the periodic held-out loss."""
+    import torch
+
+    crops = []
+    for img in images:
+        h, w = img.shape[:2]
+        c = min(crop, h, w) // 64 * 64
+        if c == crop:
+            top, left = (h - c) // 2, (w - c) // 2
+            crops.append(img[top:top + c, left:left + c].transpose(2, 0, 1) / 255.0)
+    return torch.from_numpy(np.stack(crops).astype(np.float32)).to(device) if crops else None
+
+
+def heldout_loss(model: Any, batch: Any, lambdas: tuple[float, ...]) -> dict[str, Any]:
+    """Float model with rounded latents on ``batch``: mean loss and per-quality (bpp, PSNR)."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    points = []
+    with torch.no_grad():
+        for q, lam in enumerate(lambdas):
+            loss, bpp, mse = rd_loss(model, batch, q, lam)
+            points.append((float(loss), float(bpp), psnr_from_mse(max(float(mse), 1e-10), 1.0)))
+    model.train(was_training)
+    return {"loss": float(np.mean([p[0] for p in points])),
+            "points": [{"quality": q + 1, "bpp": round(b, 4), "psnr": round(p, 3)}
+                       for q, (_, b, p) in enumerate(points)]}
+
+
+def _evaluate_and_keep_best(run: _Run, batch: Any, out: Path, log: Any) -> None:
+    result = heldout_loss(run.model, batch, run.config.lambdas)
+    log.write(json.dumps({"step": run.step, "heldout": result}) + "\n")
+    log.flush()
+    if result["loss"] < run.best:
+        run.best = result["loss"]
+        save_checkpoint(out / "best.pt", run)
 
 
 def train_on_ray(data: str, out_dir: str, config: TrainConfig, *, ray_address: str | None = None,
-                 init_from: str | None = None) -> dict[str, Any]:
+                 **kwargs: Any) -> dict[str, Any]:
     """Run :func:`train_model` as a Ray task (``num_gpus=1`` when the cluster has a GPU)."""
     import ray
 
@@ -210,15 +464,38 @@ def train_on_ray(data: str, out_dir: str, config: TrainConfig, *, ray_address: s
     try:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         task = ray.remote(num_gpus=gpus, num_cpus=1, max_retries=0)(train_model)
-        return ray.get(task.remote(data, out_dir, config, init_from=init_from))
+        return ray.get(task.remote(data, out_dir, config, **kwargs))
     finally:
         if started:
             ray.shutdown()
 
 
+def checkpoint_from_shipped(weights: str, out: str) -> dict[str, Any]:
+    """Write a weights-only training checkpoint (for ``init_from``) rebuilt from a shipped weights file."""
+    import torch
+
+    from recodec.codecs.learned.export import sha256_file
+    from recodec.codecs.learned.recover import model_from_shipped
+
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    model, report = model_from_shipped(state)
+    _fmt, n, m, qualities, hyper = (int(v) for v in state["meta"])
+    config = TrainConfig(model="hyperprior" if hyper else "factorized", n=n, m=m)
+    if len(config.lambdas) != qualities:
+        raise ValueError(f"{weights}: {qualities} qualities, the default ladder has {len(config.lambdas)}")
+    stage = {"recovered_from": f"{Path(weights).name} sha256:{sha256_file(weights)}", **report}
+    torch.save({"model": model.state_dict(), "config": json.dumps(asdict(config)),
+                "stages": json.dumps([stage])}, out)
+    return stage
+
+
 def export_weights(checkpoint: str, out_dir: str, calibration: list[np.ndarray], *,
                    name: str | None = None) -> dict[str, Any]:
     """Turn a training checkpoint into shipped weights (integer decoder) + SHA-256 pin."""
+    if name == "rnn":
+        from recodec.codecs.rnn.export import export_checkpoint as export_rnn
+
+        return export_rnn(checkpoint, out_dir, calibration)
     from recodec.codecs.learned.export import export_checkpoint
 
     return export_checkpoint(checkpoint, out_dir, calibration, name=name)
@@ -229,14 +506,19 @@ def evaluate_rd(weights: str, images: list[np.ndarray], *, model: str = "hyperpr
     """Mean bpp (whole file) and PSNR (decoded output) per quality over ``images``."""
     from recodec.codecs.learned.codec import codec_for_weights
 
-    codec = codec_for_weights(model, weights)
+    if model == "rnn":
+        from recodec.codecs.rnn.codec import RnnCodec
+
+        codec: Any = RnnCodec(weights=weights)
+    else:
+        codec = codec_for_weights(model, weights)
     codec.load()  # the ladder length comes from the weights
-    qualities = qualities or list(range(1, codec.knob.high + 1))
+    qualities = qualities or list(range(1, int(codec.knob.high) + 1))
     points = []
     for q in qualities:
         bpps, psnrs = [], []
         for img in images:
-            data = codec.encode(img, quality=q)
+            data = codec.encode(img, **{codec.knob.name: q})
             dec = codec.decode(data)
             bpps.append(len(data) * 8 / (img.shape[0] * img.shape[1]))
             psnrs.append(psnr(img, dec))
@@ -244,10 +526,28 @@ def evaluate_rd(weights: str, images: list[np.ndarray], *, model: str = "hyperpr
     return points
 
 
+def stage_table(stages: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines recording every training stage (steps, pixels, wall time, device)."""
+    if not stages:
+        return []
+    lines = ["## Training stages", "", "| # | steps | pixels | wall s | device | precision, threads | batch x crop | ended |",
+             "|---|---|---|---|---|---|---|---|"]
+    for i, st in enumerate(stages, 1):
+        if "recovered_from" in st:
+            lines.append(f"| {i} | earlier training, weights recovered from {st['recovered_from']} "
+                         "(see docs/learned.md) | | | | | | |")
+            continue
+        lines.append(f"| {i} | {st.get('from_step')} -> {st.get('to_step')} | {st.get('pixels', 0) / 1e6:.1f} M "
+                     f"| {st.get('seconds')} | {st.get('device')} | {st.get('precision')}, {st.get('threads')} "
+                     f"| {st.get('batch')} x {st.get('crop')}^2 | {st.get('status')} |")
+    total = sum(st.get("pixels", 0) for st in stages)
+    wall = sum(st.get("seconds", 0) for st in stages)
+    return lines + ["", f"Total recorded: {total / 1e6:.1f} M pixels, {wall:.0f} s of wall time.", ""]
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB of two 8-bit arrays (peak 255)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
+    return metrics_psnr(a, b, 255.0)
 
 
 def write_model_card(path: str, *, summary: dict[str, Any], export: dict[str, Any],
@@ -255,6 +555,11 @@ def write_model_card(path: str, *, summary: dict[str, Any], export: dict[str, An
                      notes: str = "") -> str:
     """Write the Markdown model card next to the weights; returns its path."""
     cfg = summary["config"]
+    if cfg["model"] == "rnn":
+        from recodec.codecs.rnn.card import write_card
+
+        return write_card(path, summary=summary, export=export, rd_points=rd_points,
+                          eval_images=[Path(u).name for u in eval_images], data=data, notes=notes)
     lines = [
         f"# Model card: {export['file']}",
         "",
@@ -280,6 +585,7 @@ def write_model_card(path: str, *, summary: dict[str, Any], export: dict[str, An
         lam = cfg["lambdas"][int(p["quality"]) - 1]
         lines.append(f"| {p['quality']} | {lam} | {p['bpp']:.4f} | {p['psnr']:.2f} |")
     lines += ["", "Held-out images: " + ", ".join(Path(u).name for u in eval_images), ""]
+    lines += stage_table(summary.get("stages", []))
     if notes:
         lines += ["## Notes", "", notes, ""]
     Path(path).write_text("\n".join(lines))

@@ -1,4 +1,7 @@
-"""Ray actors and a bounded driver loop shared by the compress and reconcile steps.
+"""Ray plumbing shared by every step: start Ray, start actors, feed them with a bounded loop.
+
+The actor bodies live beside the task they run (:class:`recodec.tasks.shard.ShardWorker`,
+:class:`recodec.tasks.reconcile.ReconcileWorker`).
 
 The same code runs on an embedded local Ray (the default) and on a cluster
 (``ray_address="ray://head:10001"`` or ``"auto"``).  Each actor loads its codec once;
@@ -16,6 +19,8 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
+
+from recodec.errors import WorkerTainted
 
 log = logging.getLogger(__name__)
 
@@ -99,32 +104,6 @@ def worker_name() -> str:
     ctx = ray.get_runtime_context()
     actor = ctx.get_actor_id() or "driver"
     return f"{ctx.get_node_id()[:8]}/{actor[:12]}/{os.getpid()}"
-
-
-class WorkerTainted(RuntimeError):
-    """An actor holds an abandoned (stuck) image thread and must be restarted before more work."""
-
-
-class CompressWorker:
-    """Ray actor body: holds one :class:`ShardContext` (codec loaded once) and processes shards."""
-
-    def __init__(self, spec: Any) -> None:
-        from recodec.tasks.compress import ShardContext
-
-        limit_threads()
-        self.ctx = ShardContext(spec, worker=worker_name(), device=pick_device())
-
-    def run(self, shard: Any) -> Any:
-        """Process one shard and return its :class:`ShardResult` (part staged, not committed)."""
-        if self.ctx.tainted:
-            # A stuck image thread from the previous shard still lives here: refuse new work; the
-            # driver restarts this actor and resubmits the shard to the fresh process.
-            raise WorkerTainted(self.ctx.worker)
-        return self.ctx.process_shard(shard)
-
-    def name(self) -> str:
-        """This actor's worker name."""
-        return self.ctx.worker
 
 
 def start_actors(body: type, args: tuple[Any, ...], workers: int, gpus_per_worker: float) -> list[Any]:

@@ -57,6 +57,8 @@ class CodecContract:
     lossless_params: ClassVar[dict[str, Any] | None] = None
     #: Params for a lossy encode (defaults when empty).
     lossy_params: ClassVar[dict[str, Any]] = {}
+    #: Modules whose absence must make ``load()`` name the codec's extra.
+    dependencies: ClassVar[tuple[str, ...]] = ("imagecodecs", "PIL.Image", "PIL.WebPImagePlugin", "tifffile")
 
     @pytest.fixture
     def codec(self) -> Codec:
@@ -87,9 +89,9 @@ class CodecContract:
         assert codec.tiff_compressionargs(resolved) is not None
 
     def test_missing_dependency_names_the_extra(self, codec: Codec, monkeypatch: pytest.MonkeyPatch) -> None:
-        for module in ("imagecodecs", "PIL.Image", "PIL.WebPImagePlugin", "tifffile"):
+        for module in self.dependencies:
             monkeypatch.setitem(sys.modules, module, None)
-        with pytest.raises(CodecUnavailableError, match=r"recodec\[codecs\]"):
+        with pytest.raises(CodecUnavailableError, match=rf"recodec\[{codec.extra}\]"):
             codec.load()
         assert not codec.available()
 

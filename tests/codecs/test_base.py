@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recodec.codecs import get_codec
-from recodec.codecs.base import (
+from recodec.formats.bandpack import (
     band_groups,
     decode_grouped,
     encode_grouped,

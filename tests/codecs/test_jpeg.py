@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from recodec.codecs import get_codec
-from recodec.codecs.base import is_band_pack, unpack_bands
-from recodec.codecs.jpeg import decode_jpeg, jpeg_info
+from recodec.formats.bandpack import is_band_pack, unpack_bands
+from recodec.formats.jpeg import decode_jpeg, jpeg_info
 from recodec.errors import DecodeError
 from tests.codecs.contract import CodecContract, make_image
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from recodec.codecs import get_codec
-from recodec.codecs.base import is_band_pack, unpack_bands
-from recodec.codecs.jpeg import decode_jpeg
+from recodec.formats.bandpack import is_band_pack, unpack_bands
+from recodec.formats.jpeg import decode_jpeg
 from recodec.codecs.jxl import has_jpeg_reconstruction
 from recodec.errors import UnsupportedImageError
 from tests.codecs.contract import CodecContract, make_image

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from recodec.codecs import get_codec
 from tests.codecs.contract import CodecContract, make_image
@@ -42,3 +43,12 @@ def test_zstd_tiff_is_a_standard_tiff() -> None:
         page = tif.pages.first
         assert page.compression == 50000 and page.predictor == 2 and page.is_tiled
         assert page.shape == (48, 40, 5)
+
+
+@pytest.mark.parametrize("shape", [(1000, 1, 1), (5000, 1, 3), (300, 2, 4), (1, 5000, 1)])
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+def test_png_encodes_narrow_images(shape: tuple[int, int, int], dtype: str) -> None:
+    """imagecodecs sized its buffer from the pixel count: 1-column PNGs over ~200 rows failed."""
+    arr = np.random.default_rng(0).integers(0, 255, shape).astype(dtype)
+    codec = get_codec("png")
+    np.testing.assert_array_equal(codec.decode(codec.encode(arr)), arr)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from recodec.codecs import get_codec
-from recodec.codecs.base import is_band_pack
+from recodec.formats.bandpack import is_band_pack
 from recodec.errors import ConfigError
 from tests.codecs.contract import CodecContract, make_image
 

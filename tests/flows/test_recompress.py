@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from recodec.config import RunConfig
+from recodec.config import ReconcileConfig
 from recodec.flows.reconcile import reconcile
 from recodec.flows.recompress import recompress
 from recodec.manifest import connect, read_manifest, read_verdicts
@@ -54,7 +55,7 @@ def test_local_run_query_reconcile_and_resume(sample_archive: Path, tmp_path: Pa
     # Nothing half-written is left next to the outputs.
     assert not [p for p in dst.rglob("*.tmp")]
 
-    result = reconcile(str(dst), workers=2)
+    result = reconcile(ReconcileConfig(str(dst), workers=2))
     assert result["ok"] and result["verdicts"] == {"ok": N_SAMPLES}
     verdicts = read_verdicts(str(dst)).to_pylist()
     assert all(v["worker"] != v["encoder_worker"] for v in verdicts)  # decoded on another actor
@@ -80,7 +81,7 @@ def test_reconcile_reports_missing_truncated_and_bitflipped(sample_archive: Path
     data = bytearray(outs[2].read_bytes())
     data[len(data) // 2] ^= 0x10
     outs[2].write_bytes(bytes(data))
-    result = reconcile(str(dst), workers=1)
+    result = reconcile(ReconcileConfig(str(dst), workers=1))
     assert not result["ok"]
     by_uri = {f["dest_uri"]: f["verdict"] for f in result["failures"]}
     assert by_uri == {str(outs[0]): "missing", str(outs[1]): "size_mismatch", str(outs[2]): "sha256_mismatch"}
@@ -127,11 +128,11 @@ def test_s3_run_query_reconcile(sample_archive: Path, s3_bucket: str, s3_options
     uris = [r[0] for r in con.sql("SELECT dest_uri FROM manifest WHERE status = 'ok'").fetchall()]
     assert len(uris) == N_SAMPLES and all(u.startswith(dst + "/") for u in uris)
     assert "testing-secret" not in str(read_manifest(dst, s3_options).to_pylist())
-    assert reconcile(dst, workers=1, storage_options=s3_options)["ok"]
+    assert reconcile(ReconcileConfig(dst, workers=1, storage_options=s3_options))["ok"]
     # Corrupt one output in the bucket: reconcile must say so.
     victim = uris[0].removeprefix("s3://")
     data = bytearray(fs.cat_file(victim))
     data[-10] ^= 0xFF
     fs.pipe_file(victim, bytes(data))
-    result = reconcile(dst, workers=1, storage_options=s3_options)
+    result = reconcile(ReconcileConfig(dst, workers=1, storage_options=s3_options))
     assert not result["ok"] and [f["verdict"] for f in result["failures"]] == ["sha256_mismatch"]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from recodec.config import RunConfig
+from recodec.config import ReconcileConfig
 from recodec.flows.reconcile import reconcile
 from recodec.flows.recompress import recompress
 from recodec.manifest import read_manifest
@@ -37,7 +38,7 @@ def test_psnr_target_per_image_jpeg(sample_archive: Path, tmp_path: Path) -> Non
     assert len(qualities) > 1 or len(ok) == 1  # chosen per image, not one global knob
     for r in rows.values():
         assert r["status"] == "ok" or r["error"].split(":")[0] in {"no_gain", "target_unreachable"}
-    assert reconcile(str(tmp_path / "o"), workers=1)["ok"]
+    assert reconcile(ReconcileConfig(str(tmp_path / "o"), workers=1))["ok"]
 
 
 def test_auto_skips_codecs_that_cannot_hold_the_image(sample_archive: Path, tmp_path: Path) -> None:
@@ -84,7 +85,7 @@ def test_multiband_uint16_max_abs_error(tmp_path: Path) -> None:
     r = rows["stack.tif"]
     assert r["status"] == "ok" and r["bands"] == 7 and r["dtype"] == "uint16"
     assert r["max_abs_error"] <= 20
-    assert reconcile(str(tmp_path / "o"), workers=1)["ok"]
+    assert reconcile(ReconcileConfig(str(tmp_path / "o"), workers=1))["ok"]
 
 
 def test_copy_unchanged_keeps_a_complete_archive(sample_archive: Path, tmp_path: Path) -> None:
@@ -94,5 +95,5 @@ def test_copy_unchanged_keeps_a_complete_archive(sample_archive: Path, tmp_path:
     for key, r in rows.items():
         assert r["status"] == "failed" and r["container"] == "copy"
         assert (dst / key).read_bytes() == (sample_archive / "photos" / key).read_bytes()
-    result = reconcile(str(dst), workers=1)
+    result = reconcile(ReconcileConfig(str(dst), workers=1))
     assert result["ok"] and result["verdicts"] == {"ok": len(rows)}

@@ -11,8 +11,9 @@ from typing import Any
 from recodec.config import RunConfig
 from recodec.manifest import read_manifest
 from recodec.tasks.audit import AuditReport, audit
-from recodec.tasks.compress import JobSpec, ShardContext, ShardResult
-from recodec.tasks.jobs import plan, prepare_job
+from recodec.job import Job, prepare_job
+from recodec.tasks.jobs import plan
+from recodec.tasks.shard import ShardContext, ShardResult
 from recodec.tasks.planning import Shard, iter_shards
 from tests.reliability.faults import png_bytes
 
@@ -23,7 +24,8 @@ REASONS = frozenset({
     "no_gain", "out_of_memory", "target_unreachable",
 })
 #: What a corrupt or hostile *input* may fail with: anything else means the reader misclassified it.
-INPUT_REASONS = frozenset({"decode_error", "too_large", "unsupported"})
+INPUT_REASONS = frozenset({"decode_error", "too_large", "unsupported", "corrupt_source", "implausible_header",
+                           "multiframe", "cmyk", "unsupported_photometric", "content_not_carried"})
 
 FAULT_CODECS = "tests.reliability.faults"
 
@@ -120,16 +122,23 @@ def violation_kinds(report: AuditReport) -> Counter[str]:
     return Counter(v["kind"] for v in report.violations)
 
 
-def prepare_shards(config: RunConfig) -> tuple[JobSpec, list[Shard]]:
-    """Prepare and plan a job without Prefect or Ray; return its spec and persisted shards."""
+def prepare_shards(config: RunConfig) -> tuple[Job, list[Shard]]:
+    """Prepare and plan a job without Prefect or Ray; return it and its persisted shards."""
     spec = prepare_job(config)
-    summary = plan(config, spec)
+    summary = plan(spec)
     return spec, list(iter_shards(config.dst, spec.job_key, summary.shards, config.storage_options))
 
 
-def commit(ctx: ShardContext, result: ShardResult) -> None:
-    """Commit a staged part, as the driver does after a shard."""
-    ctx.sink.commit(result.staging, result.final)
+def commit(ctx: ShardContext, result: ShardResult) -> bool:
+    """Commit a staged part and release the shard's lease, as the driver does after a shard.
+
+    Returns False when there was nothing to commit (another run held the lease or committed it).
+    """
+    if result.staging is None:
+        return False
+    won = ctx.sink.commit(result.staging, result.final)
+    ctx.lease(result.shard_id).release()
+    return won
 
 
 def with_endpoint(options: dict[str, Any], endpoint: str, **config_kwargs: Any) -> dict[str, Any]:

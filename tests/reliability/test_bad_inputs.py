@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recodec.tasks.compress import ShardContext
+from recodec.tasks.shard import ShardContext
 from tests.conftest import REPO, SHARED_DATA
 from tests.reliability.faults import (
     EPS_BYTES,

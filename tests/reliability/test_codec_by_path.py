@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from recodec.tasks.compress import ShardContext
+from recodec.tasks.shard import ShardContext
 from recodec.tasks.reconcile import check_row
 from tests.reliability.helpers import commit, fault_codec, job_config, prepare_shards, rows_of, write_archive
 

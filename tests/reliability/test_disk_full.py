@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from recodec import storage
-from recodec.tasks.compress import ShardContext
+from recodec.tasks.shard import ShardContext
 from tests.reliability.helpers import (
     assert_audit_clean,
     assert_one_row_each,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from recodec.tasks.compress import ShardContext
+from recodec.tasks.shard import ShardContext
 from tests.conftest import upload_tree
 from tests.reliability.faults import FaultProxy, FaultRule
 from tests.reliability.helpers import (

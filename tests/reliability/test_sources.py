@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from recodec.tasks.compress import ShardContext
+from recodec.tasks.shard import ShardContext
 from tests.reliability.faults import png_bytes
 from tests.reliability.helpers import (
     assert_one_row_each,

@@ -9,7 +9,7 @@ import pytest
 
 from recodec.manifest import read_manifest
 from recodec.tasks.audit import audit
-from tests.tasks.test_compress import SAMPLES, _context
+from tests.tasks.test_shard import SAMPLES, _context
 
 
 @pytest.fixture

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from recodec.config import RunConfig
 from recodec.errors import ConfigError, UnknownCodecError
-from recodec.tasks.jobs import new_run_id, prepare_job, resolve_candidates
+from recodec.job import new_run_id, prepare_job, resolve_candidates
 
 
 def test_single_codec_resolves_all_params() -> None:
@@ -26,16 +28,23 @@ def test_auto_lists_available_lossy_codecs() -> None:
     assert {"jxl", "jpeg", "jpeg2000", "lerc"} <= set(out)
 
 
-def test_prepare_job_rules() -> None:
+def test_prepare_job_rules(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.png").write_bytes(b"\x89PNG")
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
     with pytest.raises(ConfigError, match="target"):
-        prepare_job(RunConfig(src="a", dst="b", codec="jpeg,jxl"))
+        prepare_job(RunConfig(src=a, dst=b, codec="jpeg,jxl"))
     with pytest.raises(ConfigError, match="quality"):
-        prepare_job(RunConfig(src="a", dst="b", codec="jxl", quality=80))
+        prepare_job(RunConfig(src=a, dst=b, codec="jxl", quality=80))
     with pytest.raises(UnknownCodecError):
-        prepare_job(RunConfig(src="a", dst="b", codec="nosuch"))
-    spec = prepare_job(RunConfig(src="a", dst="b", codec="jpeg,jxl", target="psnr>=40"))
+        prepare_job(RunConfig(src=a, dst=b, codec="nosuch"))
+    spec = prepare_job(RunConfig(src=a, dst=b, codec="jpeg,jxl", target="psnr>=40"))
     assert spec.plan_extension == "" and list(spec.params) == ["jpeg", "jxl"]
-    assert prepare_job(RunConfig(src="a", dst="b", codec="jxl")).plan_extension == ".jxl"
+    assert prepare_job(RunConfig(src=a, dst=b, codec="jxl")).plan_extension == ".jxl"
+    from recodec.locations import check_storage
+
+    with pytest.raises(ConfigError, match="DST lies inside SRC"):
+        check_storage(RunConfig(src=a, dst=a + "/../a/out", codec="jxl"))
 
 
 def test_run_ids_sort_by_time_and_are_unique() -> None:

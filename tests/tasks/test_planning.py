@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from recodec.storage import SourceObject
+from recodec.tasks.naming import NameClaims
 from recodec.tasks.planning import cut_shards, dest_key_for, iter_shards, plan_job
 
 
@@ -19,9 +20,9 @@ def test_cut_by_count_and_bytes() -> None:
 
 
 def test_dest_keys_never_collide() -> None:
-    taken: set[str] = set()
-    assert dest_key_for("a/x.png", ".jxl", taken) == "a/x.jxl"
-    assert dest_key_for("a/x.jpg", ".jxl", taken) == "a/x.jpg.jxl"
+    claims = NameClaims()
+    assert dest_key_for("a/x.png", ".jxl", claims).dest_key == "a/x.jxl"
+    assert dest_key_for("a/x.jpg", ".jxl", claims).dest_key == "a/x.jpg.jxl"
 
 
 def test_plan_is_persisted_and_reused(tmp_path: Path) -> None:
@@ -38,3 +39,14 @@ def test_plan_is_persisted_and_reused(tmp_path: Path) -> None:
     assert again.reused and again.images == 5
     keys = [i.key for s in iter_shards(str(dst), "k1", again.shards) for i in s.items]
     assert keys == [f"f/{i}.png" for i in range(5)]
+
+
+def test_a_small_listing_is_spread_over_every_worker() -> None:
+    from recodec.tasks.planning import cut_shards
+
+    sources = [SourceObject(f"k{i:03d}.png", 10, "e") for i in range(10)]
+    assert [len(s.items) for s in cut_shards(iter(sources), ".jxl", 64, 10**9, spread=4)] == [3, 3, 3, 1]
+    assert [len(s.items) for s in cut_shards(iter(sources), ".jxl", 64, 10**9)] == [10]
+    # A listing larger than spread x shard_size keeps the configured shard size.
+    many = [SourceObject(f"k{i:03d}.png", 10, "e") for i in range(300)]
+    assert {len(s.items) for s in cut_shards(iter(many), ".jxl", 64, 10**9, spread=4)} == {64, 300 - 4 * 64}

@@ -26,8 +26,9 @@ import zlib
 from dataclasses import dataclass
 
 from recodec.errors import DecodeError, ImageTooLargeError
+from recodec.formats.magic import LEARNED_MAGIC
 
-MAGIC = b"RCLC"
+MAGIC = LEARNED_MAGIC
 FORMAT_VERSION = 1
 MODEL_IDS = {"factorized": 1, "hyperprior": 2}
 _HEADER = struct.Struct(">4sBB32sBBIIHII")

@@ -21,7 +21,8 @@ import numpy as np
 
 from recodec.codecs.base import Capabilities, Codec, Knob, Param, require
 from recodec.codecs.learned import bitstream
-from recodec.errors import CodecError, DecodeError, UnsupportedImageError
+from recodec.errors import CodecError, DecodeError
+from recodec.formats.magic import is_format
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "hyperprior.pt"
@@ -119,7 +120,7 @@ class LearnedCodec(Codec):
 
     model_kind: ClassVar[str]
     capabilities = Capabilities(dtypes=("uint8",), min_bands=1, max_bands=3, lossy=True,
-                                lossless=False, extension=".rclc", tiff_compression=None)
+                                lossless=False, extension=".rclc", tiff_compression=None, band_counts=(1, 3))
     knob = Knob("quality", 1, 6, 4, higher_is_better=True, integer=True,
                 description="rate point 1..6 of the shipped ladder (lambda 0.0018 .. 0.0483)",
                 quality_shortcut=False)
@@ -163,15 +164,8 @@ class LearnedCodec(Codec):
         return (f"recodec-learned/{bitstream.FORMAT_VERSION} weights sha256:{rt.sha256.hex()[:16]} "
                 f"torch {torch.__version__} constriction {getattr(constriction, '__version__', '?')}")
 
-    def check_supported(self, array: np.ndarray) -> np.ndarray:
-        arr = super().check_supported(array)
-        if arr.shape[2] == 2:
-            raise UnsupportedImageError(f"{self.name} takes gray (1 band) or RGB (3 bands), not 2 bands")
-        return arr
-
     def sniff(self, data: bytes, /) -> bool:
-        return (len(data) > 5 and data[:4] == bitstream.MAGIC
-                and data[5] == bitstream.MODEL_IDS[self.model_kind])
+        return is_format("LEARNED", data) and len(data) > 5 and data[5] == bitstream.MODEL_IDS[self.model_kind]
 
     # -- container --------------------------------------------------------------------------
 

@@ -77,7 +77,11 @@ def _int_layers(seq: torch.nn.Sequential, afrac_in: int, peaks: list[float]) -> 
 
 @torch.no_grad()
 def build_shipped_state(model: FactorizedPrior, calibration: list[np.ndarray], crop: int = 256) -> dict[str, torch.Tensor]:
-    """The shipped flat state dict of a trained float model."""
+    """The shipped flat state dict of a trained float model.
+
+    Long on purpose: one straight list of tensor conversions, in the order the integer
+    decoder reads them; split up, the order would be harder to check against it.
+    """
     # Calibration only needs activation peaks: float32 is plenty and twice as fast.
     model = model.float().eval()
     crops = []
@@ -153,6 +157,30 @@ def build_shipped_state(model: FactorizedPrior, calibration: list[np.ndarray], c
     return state
 
 
+def refresh_scale_tables(src: str | Path, out_dir: str | Path, *, name: str = "hyperprior.pt") -> dict[str, Any]:
+    """Rewrite a shipped file with today's Gaussian scale tables (all else unchanged) and pin it.
+
+    The tables depend only on :func:`scale_table` and :func:`gaussian_tables`, not on
+    training, so weights whose float checkpoint is lost can still get corrected tables.
+    """
+    state = torch.load(src, map_location="cpu", weights_only=True)
+    _offset, scales = scale_table()
+    state.update({f"tab.s.{k}": torch.from_numpy(v) for k, v in gaussian_tables(scales).items()})
+    return _write_pinned(state, Path(out_dir), name)
+
+
+def _write_pinned(state: dict[str, torch.Tensor], out: Path, fname: str) -> dict[str, Any]:
+    """Save ``state`` as ``out/fname`` and record its SHA-256 in ``out/pins.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(state, out / fname)
+    digest = sha256_file(out / fname)
+    pins_path = out / "pins.json"
+    pins = json.loads(pins_path.read_text()) if pins_path.exists() else {}
+    pins[fname] = digest
+    pins_path.write_text(json.dumps(pins, indent=2, sort_keys=True) + "\n")
+    return {"file": fname, "path": str(out / fname), "bytes": (out / fname).stat().st_size, "sha256": digest}
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of a file."""
     h = hashlib.sha256()
@@ -170,14 +198,4 @@ def export_checkpoint(checkpoint: str, out_dir: str, calibration: list[np.ndarra
     model = build_model(cfg["model"], cfg["n"], cfg["m"], len(cfg["lambdas"]))
     model.load_state_dict(ckpt["model"])
     state = build_shipped_state(model, calibration)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    fname = f"{name or cfg['model']}.pt"
-    torch.save(state, out / fname)
-    digest = sha256_file(out / fname)
-    pins_path = out / "pins.json"
-    pins = json.loads(pins_path.read_text()) if pins_path.exists() else {}
-    pins[fname] = digest
-    pins_path.write_text(json.dumps(pins, indent=2, sort_keys=True) + "\n")
-    return {"file": fname, "path": str(out / fname), "bytes": (out / fname).stat().st_size,
-            "sha256": digest, "lambdas": cfg["lambdas"]}
+    return {**_write_pinned(state, Path(out_dir), f"{name or cfg['model']}.pt"), "lambdas": cfg["lambdas"]}

@@ -28,6 +28,21 @@ SCALE_STEPS_PER_NAT = 8
 LIKELIHOOD_MIN = 1e-9
 
 
+def run_fp32_tail(seq: nn.Sequential, x: Tensor) -> Tensor:
+    """``seq(x)``, but with its last layer in float32 when mixed-precision autocast is on.
+
+    Why: under bf16 training autocast, the latents, hyper-latents and the Gaussian means
+    must keep float32 precision (bf16 would round y to 1/4 near 50, far coarser than what
+    the rate model and the integer decoder see); those last layers are a small share of
+    the FLOPs, so this costs little speed.
+    """
+    if not torch.is_autocast_enabled(x.device.type):
+        return seq(x)
+    h = seq[:-1](x)
+    with torch.autocast(x.device.type, enabled=False):
+        return seq[-1](h.float())
+
+
 def conv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
     """A 'same'-padded strided convolution (downsamples by ``stride``)."""
     return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2)
@@ -95,10 +110,13 @@ class FactorizedDensity(nn.Module):
 
     def logits_cdf(self, x: Tensor, channels: slice = slice(None)) -> Tensor:
         """Logit of the cumulative at ``x`` of shape (C, 1, n) for the selected channels."""
-        for i, (m, b) in enumerate(zip(self.matrices, self.biases)):
-            x = torch.matmul(F.softplus(m[channels]), x) + b[channels]
-            if i < len(self.factors):
-                x = x + torch.tanh(self.factors[i][channels]) * torch.tanh(x)
+        # Likelihoods stay float32 under bf16 autocast: bin masses are differences of sigmoids.
+        with torch.autocast(x.device.type, enabled=False):
+            x = x.float() if x.dtype == torch.bfloat16 else x
+            for i, (m, b) in enumerate(zip(self.matrices, self.biases)):
+                x = torch.matmul(F.softplus(m[channels]), x) + b[channels]
+                if i < len(self.factors):
+                    x = x + torch.tanh(self.factors[i][channels]) * torch.tanh(x)
         return x
 
     def bin_probability(self, x: Tensor, channels: slice = slice(None)) -> Tensor:
@@ -184,7 +202,7 @@ class FactorizedPrior(nn.Module):
 
     def analysis(self, x: Tensor, q: int) -> Tensor:
         """Gained latent ``y * gain[q]`` of images ``x`` in [0, 1]."""
-        return self.g_a(x) * self.gain(q)
+        return run_fp32_tail(self.g_a, x) * self.gain(q)
 
     def factorized_likelihood(self, y_noisy: Tensor, q: int) -> Tensor:
         """Likelihood of gained latents under the quality-``q`` factorized prior."""
@@ -194,7 +212,7 @@ class FactorizedPrior(nn.Module):
         """Training pass: reconstruction and likelihoods."""
         y = self.analysis(x, q)
         y_noisy, y_hat = quantize(y, self.training, ste=self.ste)
-        x_hat = self.g_s(y_hat * self.inv_gain(q))
+        x_hat = self.g_s(y_hat * self.inv_gain(q)).float()
         return {"x_hat": x_hat, "likelihoods": [self.factorized_likelihood(y_noisy, q)]}
 
 
@@ -228,7 +246,7 @@ class ScaleHyperprior(FactorizedPrior):
 
     def hyper_params(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
         """(sigma, mu) of the conditional Gaussian from the quantised hyper-latent."""
-        out = self.h_s(z_hat)
+        out = run_fp32_tail(self.h_s, z_hat)
         log_scale, mu = out.chunk(2, dim=1)
         scale = torch.exp(log_scale.clamp(math.log(SCALE_MIN), math.log(SCALE_MAX)))
         return scale, mu
@@ -236,11 +254,11 @@ class ScaleHyperprior(FactorizedPrior):
     def forward(self, x: Tensor, q: int) -> dict[str, Tensor]:
         """Training pass: reconstruction, likelihoods of y and z, and the factorized side rate."""
         y = self.analysis(x, q)
-        z = self.h_a(y)
+        z = run_fp32_tail(self.h_a, y)
         z_noisy, z_hat = quantize(z, self.training, ste=self.ste)
         scale, mu = self.hyper_params(z_hat)
         r_noisy, y_hat = quantize(y, self.training, offset=mu, ste=self.ste)
-        x_hat = self.g_s(y_hat * self.inv_gain(q))
+        x_hat = self.g_s(y_hat * self.inv_gain(q)).float()
         # The factorized prior learns on detached latents: it must not steer the transforms.
         y_det = y.detach()
         y_fact = y_det + torch.empty_like(y_det).uniform_(-0.5, 0.5)

@@ -1,4 +1,4 @@
-"""Unit tests of recodec.tasks.compress: one shard processed in-process (no Ray)."""
+"""Unit tests of recodec.tasks.shard: one shard processed in-process (no Ray)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from recodec.manifest import read_manifest
-from recodec.tasks.compress import JobSpec, ShardContext, output_key
+from recodec.config import RunConfig
+from recodec.job import prepare_job
+from recodec.tasks.shard import ShardContext
 from recodec.tasks.planning import PlanItem, iter_shards, plan_job
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "archive"
@@ -19,15 +21,11 @@ SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "archive"
 
 def _context(src: Path, dst: Path, codec: str = "jxl", params: dict[str, Any] | None = None,
              **kw: Any) -> tuple[ShardContext, Any]:
-    from recodec.codecs import get_codec
-
-    resolved = get_codec(codec).resolve_params(params or {})
-    ext = get_codec(codec).capabilities.extension
-    spec = JobSpec(src=str(src), dst=str(dst), codec=codec, params={codec: resolved}, container="raw",
-                   job_key="k", run_id="r", plan_extension=ext, **kw)
-    summary = plan_job(str(src), str(dst), "k", extension=ext, extensions=(".png", ".jpg", ".tif"),
-                       shard_size=100, shard_bytes=10**12, job_info={})
-    return ShardContext(spec), next(iter_shards(str(dst), "k", summary.shards))
+    job = prepare_job(RunConfig(src=str(src), dst=str(dst), codec=codec, params=params or {}, container="raw",
+                                run_id="r", **kw))
+    summary = plan_job(str(src), str(dst), job.job_key, extension=job.plan_extension,
+                       extensions=(".png", ".jpg", ".tif"), shard_size=100, shard_bytes=10**12, job_info={})
+    return ShardContext(job), next(iter_shards(str(dst), job.job_key, summary.shards))
 
 
 def test_shard_rows_outputs_and_staged_part(tmp_path: Path) -> None:
@@ -113,11 +111,17 @@ def test_timeout_fails_row_and_taints_worker(tmp_path: Path, monkeypatch: pytest
     assert not (tmp_path / "dst" / "slow.jpg").exists()  # the abandoned thread wrote nothing
 
 
-def test_output_key_rules() -> None:
-    item = PlanItem("a/x.tif", 1, "e", "a/x.jxl")
-    assert output_key(item, "geotiff", ".tif", ".jxl") == "a/x.tif"  # drop-in GeoTIFF replacement
-    assert output_key(item, "raw", ".jxl", ".jxl") == "a/x.jxl"
-    assert output_key(PlanItem("a/x.png", 1, "e", "a/x"), "raw", ".avif", "") == "a/x.avif"
+def test_output_key_rules(tmp_path: Path) -> None:
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "x.png").write_bytes(b"\x89PNG")
+    src, dst = str(tmp_path / "s"), str(tmp_path / "d")
+    job = prepare_job(RunConfig(src=src, dst=dst, codec="jxl"))
+    assert job.output_key("a/x.tif", "a/x.jxl", "geotiff", ".tif") == "a/x.tif"  # drop-in GeoTIFF replacement
+    assert job.output_key("a/x.tif", "a/x.jxl", "raw", ".jxl") == "a/x.jxl"
+    # The plan gave "a/x.tif" to another source: this GeoTIFF is written under its planned base.
+    assert job.output_key("a/x.tif", "a/x.tif.jxl", "geotiff", ".tif", keep_key="") == "a/x.tif.jxl.tif"
+    auto = prepare_job(RunConfig(src=src, dst=dst, codec="jxl,avif", target="psnr>=30"))
+    assert auto.output_key("a/x.png", "a/x", "raw", ".avif") == "a/x.avif"
 
 
 def test_band_pack_outputs_are_named_as_such(tmp_path: Path) -> None:

@@ -1,0 +1,136 @@
+"""Turn a float training checkpoint of the recurrent codec into the shipped weights file.
+
+The shipped file is a flat ``{name: tensor}`` state dict holding
+
+* ``meta``: format and :class:`~recodec.codecs.rnn.models.Arch` integers;
+* ``enc.*``: the float32 encoder;
+* ``dec.*``: the integer decoder (layers of :mod:`recodec.codecs.learned.integer`);
+* ``lut.sigmoid`` / ``lut.tanh``: the integer gate tables;
+* ``ctx.p1`` / ``ctx.apply``: the context model's integer probabilities (code bits, and
+  per-block apply flags), counted on calibration images coded by the integer decoder itself.
+
+Its SHA-256 goes into ``pins.json`` beside it and into every stream header.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from recodec.codecs.learned import integer as I
+from recodec.codecs.learned.export import sha256_file
+from recodec.codecs.rnn import context
+from recodec.codecs.rnn.integer import GATE_FRAC, PRE_FRAC, RECON_FRAC, make_luts
+from recodec.codecs.rnn.models import Arch, ConvGRU, RecurrentCodec
+from recodec.codecs.rnn.runtime import WEIGHTS_FORMAT, encode_tile_bits, runtime_from_state
+
+
+def load_float_model(checkpoint: str) -> tuple[RecurrentCodec, dict[str, Any]]:
+    """The float model of a training checkpoint (``checkpoint.pt`` or ``best.pt``)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model = RecurrentCodec(Arch(**json.loads(state["arch"])))
+    model.load_state_dict(state["model"])
+    return model.eval(), state
+
+
+@torch.no_grad()
+def _peaks(model: RecurrentCodec, crops: torch.Tensor) -> dict[str, float]:
+    """Peak |output| of the decoder's plain convolutions over all iterations of ``crops``."""
+    peaks = {"inp": 0.0, "c3": 0.0, "c4": 0.0}
+    hooks = [getattr(model.decoder, name).register_forward_hook(
+        lambda _m, _i, out, name=name: peaks.__setitem__(name, max(peaks[name], float(F.relu(out).max()))))
+        for name in peaks]
+    model(crops)
+    for h in hooks:
+        h.remove()
+    return peaks
+
+
+def _conv_state(prefix: str, conv: torch.nn.Conv2d, afrac_in: int, afrac_out: int, relu: bool) -> dict[str, torch.Tensor]:
+    bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
+    layer = I.make_conv(conv.weight, bias, afrac_in=afrac_in, afrac_out=afrac_out, stride=conv.stride[0],
+                        transposed=False, relu=relu)
+    I.check_bounds([layer], in_max=I.ACT_MAX)
+    return I.state_of(prefix, layer)
+
+
+def _gru_state(prefix: str, gru: ConvGRU, afrac_in: int) -> dict[str, torch.Tensor]:
+    return {**_conv_state(f"{prefix}.wx", gru.wx, afrac_in, PRE_FRAC, False),
+            **_conv_state(f"{prefix}.wh", gru.wh, GATE_FRAC, PRE_FRAC, False)}
+
+
+def decoder_state(model: RecurrentCodec, crops: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Integer decoder tensors, activation scales calibrated on ``crops``."""
+    d = model.decoder
+    peaks = _peaks(model, crops)
+    f_inp, f_c3, f_c4 = (I.act_frac(peaks[k]) for k in ("inp", "c3", "c4"))
+    sig, tanh = make_luts()
+    return {
+        **_conv_state("dec.inp", d.inp, 0, f_inp, True),
+        **_gru_state("dec.g1", d.g1, f_inp),
+        **_gru_state("dec.g2", d.g2, GATE_FRAC),
+        **_conv_state("dec.c3", d.c3, GATE_FRAC, f_c3, True),
+        **_conv_state("dec.c4", d.c4, f_c3, f_c4, True),
+        **_conv_state("dec.out", d.out, f_c4, RECON_FRAC, False),
+        "lut.sigmoid": sig, "lut.tanh": tanh,
+    }
+
+
+def context_tables(state: dict[str, torch.Tensor], images: list[np.ndarray], tile: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Integer code-bit and apply-flag probabilities counted on ``images`` coded by the integer decoder."""
+    rt = runtime_from_state(state, b"\0" * 32)
+    a = rt.arch
+    n = context.table_size(a.iterations, a.bits)
+    ones, totals = np.zeros(n), np.zeros(n)
+    applied, blocks = np.zeros(a.iterations), np.zeros(a.iterations)
+    for img in images:
+        h, w = img.shape[:2]
+        for top in range(0, h - tile + 1, tile):
+            for left in range(0, w - tile + 1, tile):
+                prev = None
+                coded = encode_tile_bits(rt, img[top:top + tile, left:left + tile], a.iterations)
+                for k, (u, apply) in enumerate(coded):
+                    ctx = context.contexts(k, u, prev).ravel()
+                    totals += np.bincount(ctx, minlength=n)
+                    ones += np.bincount(ctx, weights=u.ravel().astype(np.float64), minlength=n)
+                    applied[k] += apply.sum()
+                    blocks[k] += apply.size
+                    prev = u
+    return context.estimate_table(ones, totals), context.estimate_table(applied, blocks)
+
+
+def build_shipped_state(checkpoint: str, calibration: list[np.ndarray], crop: int = 256) -> dict[str, torch.Tensor]:
+    """The shipped flat state dict of a training checkpoint."""
+    model, _ = load_float_model(checkpoint)
+    a = model.arch
+    crops = [img[:crop, :crop] for img in calibration if min(img.shape[:2]) >= crop][:8]
+    x = torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+    state: dict[str, torch.Tensor] = {
+        "meta": torch.tensor([WEIGHTS_FORMAT, *asdict(a).values()], dtype=torch.int32),
+        **{f"enc.{k}": v.float().contiguous() for k, v in model.encoder.state_dict().items()},
+        **decoder_state(model, x),
+    }
+    p1, apply = context_tables(state, calibration)
+    state["ctx.p1"], state["ctx.apply"] = torch.from_numpy(p1), torch.from_numpy(apply)
+    return state
+
+
+def export_checkpoint(checkpoint: str, out_dir: str, calibration: list[np.ndarray], *,
+                      name: str = "rnn") -> dict[str, Any]:
+    """Write ``out_dir/<name>.pt`` and pin its SHA-256 in ``out_dir/pins.json``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.pt"
+    torch.save(build_shipped_state(checkpoint, calibration), path)
+    digest = sha256_file(path)
+    pins_path = out / "pins.json"
+    pins = json.loads(pins_path.read_text()) if pins_path.exists() else {}
+    pins[path.name] = digest
+    pins_path.write_text(json.dumps(pins, indent=2, sort_keys=True) + "\n")
+    return {"path": str(path), "file": path.name, "sha256": digest, "bytes": path.stat().st_size}

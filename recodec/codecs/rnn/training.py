@@ -1,0 +1,196 @@
+"""Training loop of the recurrent codec: truncated BPTT over the K iterations, resumable.
+
+Loss (Toderici et al. 2016): the mean L1 norm of the residual after every iteration,
+summed over iterations, so every prefix of the stream is trained to be a good image.
+Truncated BPTT: the K iterations are cut into chunks of ``tbptt`` iterations; each chunk
+is back-propagated on its own and the recurrent states and reconstruction are detached
+at chunk borders (gradients are accumulated, one optimiser step per batch).
+
+Resumable: the checkpoint holds model, optimiser, step, and the torch and Python RNG
+states; it is written every ``checkpoint_seconds`` and when SIGTERM/SIGINT arrives.  The
+held-out loss is measured every ``eval_every`` steps and the best model is kept in
+``best.pt`` (what gets exported).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from recodec.codecs.crops import random_crops
+from recodec.codecs.rnn.models import Arch, RecurrentCodec, binarize
+
+
+@dataclass
+class RnnTrainConfig:
+    """One training run of the recurrent codec (recorded in the checkpoint and model card)."""
+
+    steps: int = 100_000
+    batch_size: int = 8
+    crop: int = 128
+    lr: float = 1e-3
+    #: The learning rate halves every ``lr_halving`` steps.
+    lr_halving: int = 6000
+    tbptt: int = 4
+    seed: int = 0
+    checkpoint_seconds: float = 180.0
+    eval_every: int = 250
+    log_every: int = 50
+    bf16: bool = True
+    channels_last: bool = True
+    threads: int | None = None
+    bits: int = 32
+    iterations: int = 8
+    hid: int = 64
+
+
+def tbptt_step(model: RecurrentCodec, x: torch.Tensor, tbptt: int, autocast: bool) -> list[float]:
+    """Forward + backward of one batch with truncated BPTT; returns the per-iteration L1."""
+    enc, dec = model.encoder, model.decoder
+    es: list[Any] = [None, None]
+    ds: list[Any] = [None, None]
+    x_hat = torch.full_like(x, 0.5)
+    losses: list[float] = []
+    k_max = model.arch.iterations
+    for start in range(0, k_max, tbptt):
+        chunk = 0.0
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+            for _ in range(start, min(k_max, start + tbptt)):
+                t, es = enc(x - x_hat, es)
+                d, ds = dec(binarize(t, True), ds)
+                x_hat = x_hat + d.float()
+                err = (x - x_hat).abs().mean()
+                chunk = chunk + err
+                losses.append(float(err.detach()))
+        chunk.backward()  # type: ignore[union-attr]
+        # Truncation: no gradient flows across the chunk border.
+        es = [h.detach() for h in es]
+        ds = [h.detach() for h in ds]
+        x_hat = x_hat.detach()
+    return losses
+
+
+@torch.no_grad()
+def evaluate(model: RecurrentCodec, batch: torch.Tensor) -> list[float]:
+    """Per-iteration PSNR (dB) of the deterministic (sign) binarizer on a fixed batch."""
+    model.eval()
+    recs, _ = model(batch)
+    model.train()
+    return [float(10 * torch.log10(1 / ((r.clamp(0, 1) - batch) ** 2).mean())) for r in recs]
+
+
+def _save(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)  # atomic: a kill never leaves a half-written checkpoint
+
+
+def _rng_state(rng: random.Random) -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "python": json.dumps(rng.getstate())}
+
+
+def _restore_rng(state: dict[str, Any], rng: random.Random) -> None:
+    torch.set_rng_state(state["torch"])
+    py = json.loads(state["python"])
+    rng.setstate((py[0], tuple(py[1]), py[2]))
+
+
+def _stop_on_signals() -> dict[str, bool]:
+    """A flag that SIGTERM / SIGINT set (the loop then checkpoints and returns)."""
+    stop = {"flag": False}
+
+    def _on_signal(signum: int, frame: Any) -> None:
+        stop["flag"] = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _on_signal)
+    return stop
+
+
+def _optimiser_step(model: RecurrentCodec, opt: torch.optim.Optimizer, images: list[np.ndarray],
+                    config: RnnTrainConfig, rng: random.Random, step: int, device: str) -> list[float]:
+    """One batch: learning-rate schedule, TBPTT forward/backward, clipped Adam step."""
+    for g in opt.param_groups:
+        g["lr"] = config.lr * 0.5 ** (step // config.lr_halving)
+    x = torch.from_numpy(random_crops(images, config.batch_size, config.crop, rng)).to(device)
+    if config.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt.zero_grad(set_to_none=True)
+    losses = tbptt_step(model, x, config.tbptt, config.bf16)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return losses
+
+
+def train(images: list[np.ndarray], heldout: list[np.ndarray], out_dir: str,
+          config: RnnTrainConfig) -> dict[str, Any]:
+    """Train (or resume from ``out_dir/checkpoint.pt``); returns a summary dict."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    arch = Arch(bits=config.bits, iterations=config.iterations, hid=config.hid)
+    model = RecurrentCodec(arch).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    ckpt, best_path = out / "checkpoint.pt", out / "best.pt"
+    step, best, spent = 0, -math.inf, 0.0
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, best, spent = int(state["step"]), float(state["best"]), float(state["seconds"])
+        _restore_rng(state["rng"], rng)
+    eval_rng = random.Random(12345)
+    eval_batch = torch.from_numpy(random_crops(heldout or images, 8, 256, eval_rng)).to(device)
+    stop = _stop_on_signals()
+    log = (out / "train_log.jsonl").open("a")
+    t_start, t_ckpt, window = time.time() - spent, time.time(), []
+
+    def checkpoint() -> None:
+        _save(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                     "best": best, "seconds": time.time() - t_start, "rng": _rng_state(rng),
+                     "arch": json.dumps(asdict(arch)), "config": json.dumps(asdict(config)),
+                     "device": device})
+
+    model.train()
+    while step < config.steps and not stop["flag"]:
+        window.append(_optimiser_step(model, opt, images, config, rng, step, device))
+        step += 1
+        if step % config.log_every == 0:
+            l1 = np.mean(window, axis=0)
+            log.write(json.dumps({"step": step, "seconds": round(time.time() - t_start, 1),
+                                  "l1_first": round(float(l1[0]), 5), "l1_last": round(float(l1[-1]), 5)}) + "\n")
+            log.flush()
+            window = []
+        if step % config.eval_every == 0:
+            psnr = evaluate(model, eval_batch)
+            score = float(np.mean(psnr))
+            log.write(json.dumps({"step": step, "eval_psnr": [round(p, 3) for p in psnr]}) + "\n")
+            log.flush()
+            if score > best:
+                best = score
+                _save(best_path, {"model": model.state_dict(), "step": step, "eval_psnr": psnr,
+                                  "seconds": time.time() - t_start, "arch": json.dumps(asdict(arch)),
+                                  "device": device, "config": json.dumps(asdict(config))})
+        if time.time() - t_ckpt > config.checkpoint_seconds:
+            checkpoint()
+            t_ckpt = time.time()
+    checkpoint()
+    log.close()
+    return {"checkpoint": str(ckpt), "best": str(best_path), "steps": step, "device": device,
+            "seconds": round(time.time() - t_start, 1), "config": asdict(config)}
