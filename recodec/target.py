@@ -495,6 +495,9 @@ def codec_candidate(codec: "Codec | str", array: np.ndarray, *, params: Mapping[
     :class:`~recodec.metrics.Metrics` object under ``"metrics"``.  ``max_error`` (the target's
     absolute max_abs_error bound) makes a codec whose knob is an exact ``max_error`` (LERC, JPEG-LS,
     the residual mode) try that one value: its smallest passing file, in one encode.
+
+    Over 60 lines on purpose: ``encode`` and ``measure`` are closures over the image, the knob
+    and the container-aware encoder/decoder, and splitting them out would pass all of it around.
     """
     from recodec.codecs import get_codec
     from recodec.formats.image import as_hwc
