@@ -93,6 +93,20 @@ def prefect_harness() -> Iterator[None]:
 
 
 @pytest.fixture
+def src(tmp_path: Path) -> Path:
+    """An empty local source folder (tests fill it)."""
+    path = tmp_path / "src"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def dst(tmp_path: Path) -> Path:
+    """A local destination folder path (created by the pipeline)."""
+    return tmp_path / "dst"
+
+
+@pytest.fixture
 def sample_archive(tmp_path: Path) -> Path:
     """A private copy of the bundled sample archive (tests must never touch the real one)."""
     dst = tmp_path / "archive"

@@ -14,20 +14,6 @@ from tests.reliability.faults import FaultProxy  # noqa: E402
 
 
 @pytest.fixture
-def src(tmp_path: Path) -> Path:
-    """An empty local source folder (tests fill it)."""
-    path = tmp_path / "src"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def dst(tmp_path: Path) -> Path:
-    """A local destination folder path (created by the pipeline)."""
-    return tmp_path / "dst"
-
-
-@pytest.fixture
 def fault_dir(tmp_path: Path) -> Path:
     """A folder for fault-codec marker files, shared with Ray actors through the job's params."""
     path = tmp_path / "faults"
