@@ -2,16 +2,22 @@
 
 One torch implementation serves every dtype (uint8, uint16, int16, float32...) and
 any band count; torch is imported lazily so ``import recodec.metrics`` stays cheap.
-SSIM and MS-SSIM (nearly all the cost) run in float32 everywhere: separable 11-tap
-Gaussian blurs of the five fused moment maps (x, y, x^2, y^2, xy) in cache-sized row strips,
-each MS-SSIM scale reusing the previous one's down-sampled maps, with float64 sums; the
-pointwise metrics (MSE, max error, SAM) run in float64 on the CPU and float32 on a GPU
-(``device="cuda"`` when one is present, else the CPU).  Accuracy against a float64 run and
-against pytorch-msssim is tested (tests/test_metrics.py): PSNR within 0.01 dB, SSIM and
-MS-SSIM within 1e-5 on 8- and 16-bit images.  Pointwise metrics run in row strips over all bands and
-SSIM one band at a time in row strips (whole bands are kept only for MS-SSIM's
-down-sampling), so large scenes need about two float copies of one band plus a few
-strip-sized maps.  :func:`compute_metrics_batch` stacks images of equal
+Both images are turned band-planar, (N, S, H, W), in one strided conversion: float32
+for integers up to 16 bits (exact), float64 for wider integers and float data on the CPU.
+The pointwise metrics (MSE, max error, SAM) then run over row strips of all bands, with the
+squared errors summed in float64 (exact for integer data, so PSNR does not depend on the
+summation order).  SSIM and MS-SSIM (most of the cost) run in float32: per row strip, all
+bands at once, four moment maps (the sum u = x + y and difference v = x - y of the
+peak-normalised images, and their squares) are blurred by the separable 11-tap Gaussian and
+combined, each MS-SSIM scale reusing the previous one's down-sampled images; sums are
+float64.  The hot functions are :class:`recodec.kernels.CompiledTwin` s: the same Python code,
+compiled by ``torch.compile`` into fused C++ loops on the CPU once a process has spent a
+second on them (eager before that, on a GPU, and wherever compiling fails).  Accuracy against
+a float64 run and against pytorch-msssim is tested (tests/test_metrics.py, eager) and
+compiled-against-eager agreement too (tests/test_kernels.py): PSNR within 0.01 dB, SSIM and
+MS-SSIM within 1e-5 on 8- and 16-bit images.  Memory is bounded whatever the scene: the
+pointwise pass converts one row strip at a time, and SSIM takes bands in groups of at most
+:data:`SSIM_GROUP_SAMPLES` samples (all bands of a photo at once).  :func:`compute_metrics_batch` stacks images of equal
 shape into one batch, which is what makes the GPU pay off.  Under CPU oversubscription
 (several worker processes per core) give torch one thread (``OMP_NUM_THREADS=1``, Ray's
 default for tasks, or ``torch.set_num_threads(1)``): with spinning OpenMP threads a 512x512
@@ -73,6 +79,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from recodec.kernels import CompiledTwin
+
 if TYPE_CHECKING:  # torch is heavy: imported inside the functions that need it
     import torch
 
@@ -90,12 +98,14 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 NOT_COMPUTED = "not_computed"
 #: Largest number of pixels (images x H x W) put in one GPU batch.
 DEFAULT_MAX_BATCH_PIXELS = 1 << 26
-#: Elements per row strip of the pointwise and SSIM passes: bounds the temporaries
-#: (a few dozen strip-sized maps) whatever the scene size.
-DEFAULT_STRIP_ELEMENTS = 1 << 22
-#: Elements per row strip of one SSIM moment map: five float32 maps of 64k elements stay in
-#: a core's L2 cache while the blur makes its 22 passes (2x faster than whole-band maps).
+#: Outputs per band and row strip of the SSIM maps: about 64 rows of a 1,000-pixel-wide image,
+#: so the window's 10 extra input rows cost little and the moment maps stay cache-sized.
 SSIM_STRIP_ELEMENTS = 1 << 16
+#: Samples per row strip of the pointwise pass (MSE, max error, SAM): bounds its temporaries.
+POINTWISE_STRIP_ELEMENTS = 1 << 20
+#: Samples (images x pixels x bands) of one band group of the SSIM pass: its two planar float32
+#: copies and their down-sampled scales take about 11 bytes per sample.
+SSIM_GROUP_SAMPLES = 1 << 26
 
 
 @dataclass
@@ -211,7 +221,8 @@ def _ssim_dtype() -> "torch.dtype":
 
     Values are divided by the peak and centred on 0.5 before the moments are taken, so the
     variance ``E[x^2] - mu^2`` cancels on numbers of at most 0.25: measured against a float64
-    run, SSIM and MS-SSIM agree within 1e-6 on 8- and 16-bit images (tests/test_metrics.py).
+    run, SSIM and MS-SSIM agree within 1e-6 on 8- and 16-bit images (tests/test_metrics.py,
+    which swaps this function for a float64 one).
     """
     import torch
 
@@ -264,48 +275,69 @@ def _down(t: "torch.Tensor") -> "torch.Tensor":
     pad_h, pad_w = t.shape[2] % 2, t.shape[3] % 2
     if pad_h or pad_w:
         t = F.pad(t, (0, pad_w, 0, pad_h), mode="replicate")
-    return F.avg_pool2d(t, 2)
+    return _DOWN_EVEN(t)
 
 
-def _weighted_sums(values: "torch.Tensor", weights: "torch.Tensor | None") -> "torch.Tensor":
-    """Per-image float64 sum of an (N, 1, h, w) map, times ``weights`` when given."""
-    import torch
-
-    return (values if weights is None else values * weights).sum(dim=(1, 2, 3), dtype=torch.float64)
+def _down_even(t: "torch.Tensor") -> "torch.Tensor":
+    """2x2 averages of an (N, C, even H, even W) map: four strided adds (faster than avg_pool2d)."""
+    return (t[..., 0::2, 0::2] + t[..., 0::2, 1::2] + t[..., 1::2, 0::2] + t[..., 1::2, 1::2]) * 0.25
 
 
-def _ssim_scale(x: "torch.Tensor", y: "torch.Tensor", mask: "torch.Tensor | None", taps: list[float],
-                strip_rows: int) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Per-image (mean SSIM, mean contrast-structure) of one scale, computed in row strips.
+def _ssim_strip(xs: "torch.Tensor", ys: "torch.Tensor", ws: "torch.Tensor | None", peak: "torch.Tensor",
+                taps: list[float]) -> "tuple[torch.Tensor, ...]":
+    """Float64 sums per image and band over one row strip: (SSIM map, contrast-structure map[, weights]).
 
-    x, y are (N, 1, H, W) already divided by the peak and centred (minus 0.5), so the constants
-    use a data range of 1 and the luminance term adds the 0.5 back.  The five moment maps of a
-    strip (x, y, x^2, y^2, xy) are blurred together in one pass.  Strips of output rows (inputs
-    overlapping by the window) keep the maps cache-sized whatever the image size; the sums are
-    float64 and the same as over the full map.
+    xs, ys are (N, S, rows, W) strips in data units; they are divided by ``peak`` (N, 1, 1, 1)
+    and centred (minus 0.5), so the constants use a data range of 1.  Four moment maps are
+    blurred instead of five, in the sum and difference u = x + y, v = x - y:
+    ``sigma_x^2 + sigma_y^2 = (var_u + var_v) / 2``, ``2 cov = (var_u - var_v) / 2``, and the
+    same for the means, so v (the error, small) keeps its precision and identical images give
+    exactly 1.  ``ws`` (N, 1, rows, W) is the validity mask's strip, whose blur weights each
+    window.
     """
     import torch
 
     c1, c2 = K1**2, K2**2
-    win = len(taps)
-    out_rows = x.shape[2] - win + 1
-    n = x.shape[0]
-    sums = torch.zeros((3, n), dtype=torch.float64, device=x.device)  # ssim, cs, weight
-    for start in range(0, out_rows, strip_rows):
-        rows = slice(start, min(start + strip_rows, out_rows) + win - 1)
-        xs, ys = x[:, :, rows], y[:, :, rows]
-        stats = _blur(torch.cat([xs, ys, xs * xs, ys * ys, xs * ys], dim=1), taps)
-        mu_x, mu_y, exx, eyy, exy = stats.unbind(dim=1)
-        # Products, not pow, and symmetric sums: identical images must give exactly 1.
-        var_x, var_y, cov = exx - mu_x * mu_x, eyy - mu_y * mu_y, exy - mu_x * mu_y
-        cs_map = (2 * cov + c2) / (var_x + var_y + c2)
-        lum_x, lum_y = mu_x + 0.5, mu_y + 0.5
-        ssim_map = (2 * lum_x * lum_y + c1) / (lum_x * lum_x + lum_y * lum_y + c1) * cs_map
-        weights = _blur(mask[:, :, rows], taps) if mask is not None else None
-        sums[0] += _weighted_sums(ssim_map.unsqueeze(1), weights)
-        sums[1] += _weighted_sums(cs_map.unsqueeze(1), weights)
-        sums[2] += (weights.sum(dim=(1, 2, 3), dtype=torch.float64) if weights is not None
-                    else float(cs_map[0].numel()))
+    dtype = _ssim_dtype()
+    xs = xs.to(dtype) / peak.to(dtype) - 0.5
+    ys = ys.to(dtype) / peak.to(dtype) - 0.5
+    u, v = xs + ys, xs - ys
+    bands = xs.shape[1]
+    mu_u, mu_v, e_uu, e_vv = _blur(torch.cat([u, v, u * u, v * v], dim=1), taps).split(bands, dim=1)
+    var_u, var_v = e_uu - mu_u * mu_u, e_vv - mu_v * mu_v
+    cs_map = ((var_u - var_v) * 0.5 + c2) / ((var_u + var_v) * 0.5 + c2)
+    lum_u = mu_u + 1.0  # (mu_x + 0.5) + (mu_y + 0.5)
+    ssim_map = ((lum_u * lum_u - mu_v * mu_v) * 0.5 + c1) / ((lum_u * lum_u + mu_v * mu_v) * 0.5 + c1) * cs_map
+    if ws is None:
+        return ssim_map.sum(dim=(2, 3), dtype=torch.float64), cs_map.sum(dim=(2, 3), dtype=torch.float64)
+    weights = _blur(ws, taps)
+    return ((ssim_map * weights).sum(dim=(2, 3), dtype=torch.float64),
+            (cs_map * weights).sum(dim=(2, 3), dtype=torch.float64),
+            weights.sum(dim=(2, 3), dtype=torch.float64))
+
+
+def _ssim_scale(x: "torch.Tensor", y: "torch.Tensor", mask: "torch.Tensor | None", peak: "torch.Tensor",
+                taps: list[float]) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Per image and band (N, S): (mean SSIM, mean contrast-structure) of one scale, in row strips.
+
+    Strips of :data:`SSIM_STRIP_ELEMENTS` outputs (inputs overlapping by the window) keep the
+    maps cache-sized whatever the image size; the sums are float64 and the same as over the
+    full map.  The strips are views: the compiled kernel takes any shape and stride.
+    """
+    import torch
+
+    win, (n, bands) = len(taps), x.shape[:2]
+    out_rows, out_cols = x.shape[2] - win + 1, x.shape[3] - win + 1
+    step = max(1, SSIM_STRIP_ELEMENTS // max(1, n * x.shape[3]))  # rows per strip, whatever the bands
+    kernel = _SSIM_STRIP if win == WIN_SIZE else _ssim_strip  # tiny-image windows stay eager
+    sums = torch.zeros((3, n, bands), dtype=torch.float64, device=x.device)  # ssim, cs, weight
+    for start in range(0, out_rows, step):
+        stop = min(start + step, out_rows)
+        rows = slice(start, stop + win - 1)
+        parts = kernel(x[:, :, rows], y[:, :, rows], None if mask is None else mask[:, :, rows], peak, taps)
+        sums[0] += parts[0]
+        sums[1] += parts[1]
+        sums[2] += parts[2] if mask is not None else float((stop - start) * out_cols)
     # No valid pixel anywhere near: nothing to get wrong at this scale (1, the identity).
     empty = sums[2] <= 0
     safe = sums[2].clamp_min(torch.finfo(torch.float64).tiny)
@@ -313,20 +345,19 @@ def _ssim_scale(x: "torch.Tensor", y: "torch.Tensor", mask: "torch.Tensor | None
     return torch.where(empty, one, sums[0] / safe), torch.where(empty, one, sums[1] / safe)
 
 
-def _ssim_ms_ssim(x: "torch.Tensor", y: "torch.Tensor", mask: "torch.Tensor | None", scales: int,
-                  win: int, strip_elements: int) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Per-image SSIM and MS-SSIM of one band; x, y are (N, 1, H, W) already divided by the peak."""
+def _ssim_ms_ssim(x: "torch.Tensor", y: "torch.Tensor", mask: "torch.Tensor | None", peak: "torch.Tensor",
+                  scales: int, win: int) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """SSIM and MS-SSIM per image and band (N, S); x, y are (N, S, H, W) in data units."""
     import torch
 
     taps = _gaussian(win)
     weights = MS_SSIM_WEIGHTS[:scales] if scales > 1 else (1.0,)
     total = sum(weights)  # renormalises the weights when fewer than 5 scales fit
-    ms = torch.ones(x.shape[0], dtype=torch.float64, device=x.device)
+    ms = torch.ones(x.shape[:2], dtype=torch.float64, device=x.device)
     ssim = ms
     for k in range(scales):
         # Each scale reuses the previous one's down-sampled maps (and mask): nothing is re-read.
-        strip_rows = max(1, min(strip_elements, SSIM_STRIP_ELEMENTS) // max(1, x.shape[0] * x.shape[3]))
-        ssim_k, cs_k = _ssim_scale(x, y, mask, taps, strip_rows)
+        ssim_k, cs_k = _ssim_scale(x, y, mask, peak, taps)
         if k == 0:
             ssim = ssim_k
         # Wang 2003: contrast-structure at the finer scales, full SSIM at the coarsest;
@@ -336,84 +367,140 @@ def _ssim_ms_ssim(x: "torch.Tensor", y: "torch.Tensor", mask: "torch.Tensor | No
         if k < scales - 1:
             x, y = _down(x), _down(y)
             mask = _down(mask) if mask is not None else None
-    return ssim, ms
+    return ssim, ms  # per band: the mean over bands comes last (as pytorch_msssim)
 
 
-def _metrics_stack(ref: np.ndarray, dec: np.ndarray, peaks: Sequence[float], rules: Sequence[str],
-                   masks: np.ndarray | None, dev: "torch.device", structural: bool = True,
-                   strip_elements: int | None = None) -> list[Metrics]:
-    """Metrics of N same-shape pairs stacked as (N, H, W, S) arrays, computed in one batch.
+def _pointwise_strip(x: "torch.Tensor", y: "torch.Tensor", valid: "torch.Tensor | None",
+                     sam_dtype: "torch.dtype") -> "tuple[torch.Tensor, torch.Tensor, torch.Tensor]":
+    """(squared error (N, S), max |error| (N,), angle sum (N,)) of band-planar (N, S, rows, W) strips.
 
-    Long on purpose: the strip loops share their running sums; splitting them would pass a
-    dozen accumulators between helpers.
+    Differences of integer data up to 16 bits are exact in float32 and their squares are
+    summed in float64, so PSNR does not depend on summation order.  ``valid`` (N, 1, rows, W)
+    zeroes the angles of nodata pixels (their errors are already 0).
     """
     import torch
 
-    strip_elements = strip_elements or DEFAULT_STRIP_ELEMENTS
+    diff = y - x
+    d64 = diff.to(torch.float64)
+    sq_err = (d64 * d64).sum(dim=(2, 3))
+    max_err = diff.abs().amax(dim=(1, 2, 3)).to(torch.float64)
+    if x.shape[1] < 2:
+        return sq_err, max_err, torch.zeros_like(max_err)
+    angle = _spectral_angle(x.to(sam_dtype), y.to(sam_dtype))
+    angle = angle if valid is None else angle * valid[:, 0]
+    return sq_err, max_err, angle.sum(dim=(1, 2), dtype=torch.float64)
+
+
+def _pointwise(ref: np.ndarray, dec: np.ndarray, valid: "torch.Tensor | None", dev: "torch.device",
+               sam_dtype: "torch.dtype") -> "tuple[torch.Tensor, torch.Tensor, torch.Tensor]":
+    """:func:`_pointwise_strip` summed over row strips of (N, H, W, S) images (planar per strip)."""
+    n, h, w, s = ref.shape
+    step = max(1, POINTWISE_STRIP_ELEMENTS // max(1, n * s * w))
+    parts = []
+    for rows in (slice(start, start + step) for start in range(0, h, step)):
+        v = None if valid is None else valid[:, :, rows]
+        x, y = _neutralise(_planar(ref[:, rows], dev), _planar(dec[:, rows], dev), v)
+        parts.append(_POINTWISE_STRIP(x, y, v, sam_dtype))
+    return (sum(p[0] for p in parts), _max_all([p[1] for p in parts]), sum(p[2] for p in parts))
+
+
+def _structural(ref: np.ndarray, dec: np.ndarray, valid: "torch.Tensor | None", dev: "torch.device",
+                peaks: Sequence[float], scales: int, win: int) -> "tuple[torch.Tensor, torch.Tensor]":
+    """Per-image (SSIM, MS-SSIM): band groups of at most :data:`SSIM_GROUP_SAMPLES` samples at a time.
+
+    Down-sampling needs whole bands; grouping bounds memory for large multiband scenes while an
+    RGB photo goes through every strip call in one piece.
+    """
+    import torch
+
+    n, h, w, s = ref.shape
+    mask = valid.to(torch.float32) if valid is not None else None
+    peak = torch.tensor(list(peaks), dtype=torch.float32, device=dev).view(n, 1, 1, 1)
+    group = max(1, SSIM_GROUP_SAMPLES // max(1, n * h * w))
+    ssim = torch.zeros(n, dtype=torch.float64, device=dev)
+    ms_ssim = torch.zeros(n, dtype=torch.float64, device=dev)
+    for first in range(0, s, group):
+        bands = slice(first, min(first + group, s))
+        x, y = _neutralise(_planar(ref[..., bands], dev), _planar(dec[..., bands], dev), valid)
+        part_ssim, part_ms = _ssim_ms_ssim(x, y, mask, peak, scales, win)
+        ssim += part_ssim.sum(dim=1) / s
+        ms_ssim += part_ms.sum(dim=1) / s
+    return ssim, ms_ssim
+
+
+def _max_all(values: "list[torch.Tensor]") -> "torch.Tensor":
+    """Elementwise maximum of same-shape tensors."""
+    import torch
+
+    return torch.stack(values).amax(dim=0)
+
+
+def _planar(array: np.ndarray, dev: "torch.device") -> "torch.Tensor":
+    """(N, H, W, S) stored samples -> (N, S, H, W) float tensor, in one strided conversion.
+
+    float32 holds integers up to 16 bits exactly (and is what a GPU is fast at); wider integers
+    and float data stay float64 on the CPU.
+    """
+    import torch
+
+    if array.dtype.kind == "b":
+        array = array.view(np.uint8)
+    narrow = array.dtype.kind in "ui" and array.dtype.itemsize <= 2
+    dtype = torch.float32 if narrow or _compute_dtype(dev) == torch.float32 else torch.float64
+    if array.dtype.byteorder == ">" or array.dtype in (np.uint32, np.uint64):
+        array = array.astype(np.float64)  # torch has no big-endian or wide unsigned arithmetic
+    return torch.from_numpy(array).to(dev).permute(0, 3, 1, 2).to(dtype, memory_format=torch.contiguous_format)
+
+
+def _neutralise(x: "torch.Tensor", y: "torch.Tensor",
+                valid: "torch.Tensor | None") -> "tuple[torch.Tensor, torch.Tensor]":
+    """x, y with nodata pixels set to the reference's value in both (0 where it is NaN).
+
+    So nodata carries no error into sums, maxima, angles or SSIM windows that straddle its edge.
+    """
+    import torch
+
+    if valid is None:
+        return x, y
+    fill = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+    return torch.where(valid, x, fill), torch.where(valid, y, fill)
+
+
+def _metrics_stack(ref: np.ndarray, dec: np.ndarray, peaks: Sequence[float], rules: Sequence[str],
+                   masks: np.ndarray | None, dev: "torch.device", structural: bool = True) -> list[Metrics]:
+    """Metrics of N same-shape pairs stacked as (N, H, W, S) arrays, computed in one batch."""
+    import torch
 
     n, h, w, s = ref.shape
     dtype = _compute_dtype(dev)
-    np_dtype = np.float64 if dtype == torch.float64 else np.float32
     scales, win, fallback = _ms_ssim_plan(h, w) if structural else (0, 0, NOT_COMPUTED)
-
-    def load(rows: slice, bands: slice | int,
-             as_type: Any = np_dtype) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor | None"]:
-        """(x, y, valid) of some rows and bands as (N, rows, W, bands) tensors, nodata neutralised."""
-        sel = (slice(None), rows, slice(None), bands)
-        x = torch.from_numpy(np.ascontiguousarray(ref[sel], dtype=as_type)).to(dev)
-        y = torch.from_numpy(np.ascontiguousarray(dec[sel], dtype=as_type)).to(dev)
-        if isinstance(bands, int):
-            x, y = x.unsqueeze(-1), y.unsqueeze(-1)
-        if masks is None:
-            return x, y, None
-        valid = torch.from_numpy(masks[:, rows]).to(dev).unsqueeze(-1)
-        # nodata pixels take the reference's value in both (0 where it is NaN), so they carry no
-        # error into sums, maxima, angles or SSIM windows that straddle a nodata edge.
-        fill = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
-        return torch.where(valid, x, fill), torch.where(valid, y, fill), valid
-
-    peak_t = torch.tensor(list(peaks), dtype=dtype, device=dev).view(n, 1, 1, 1)
-    sq_err = torch.zeros((n, s), dtype=dtype, device=dev)
-    max_err = torch.zeros(n, dtype=dtype, device=dev)
-    angle_sum = torch.zeros(n, dtype=dtype, device=dev)
-    sdt = _ssim_dtype()
-    ssim = torch.zeros(n, dtype=torch.float64, device=dev)
-    ms_ssim = torch.zeros(n, dtype=torch.float64, device=dev)
-    valid_n = (torch.from_numpy(masks.reshape(n, -1).sum(axis=1).astype(np_dtype)).to(dev) if masks is not None
+    valid_t = torch.from_numpy(masks).to(dev).unsqueeze(1) if masks is not None else None
+    valid_n = (torch.from_numpy(masks.reshape(n, -1).sum(axis=1)).to(dev, dtype) if masks is not None
                else torch.full((n,), float(h * w), dtype=dtype, device=dev))
+    # 8-bit spectra: float32 angles are within 1e-5 relative (the smallest angle is ~1/255);
+    # wider data keeps the pointwise dtype, for the tiny angles of 16 bits.
+    sam_dtype = torch.float32 if ref.dtype.itemsize == 1 else dtype
     with torch.no_grad():
-        # Pointwise metrics, all bands at once, in row strips (bounded memory).
-        rows_per_strip = max(1, strip_elements // max(1, n * w * s))
-        for start in range(0, h, rows_per_strip):
-            x, y, valid = load(slice(start, start + rows_per_strip), slice(None))
-            diff = y - x
-            sq_err += (diff * diff).sum(dim=(1, 2))
-            max_err = torch.maximum(max_err, diff.abs().amax(dim=(1, 2, 3)))
-            if s > 1:
-                # 8-bit spectra: float32 angles are within 1e-5 relative (the smallest angle is
-                # ~1/255); wider data keeps the pointwise dtype, for the tiny angles of 16 bits.
-                sam_dtype = torch.float32 if ref.dtype.itemsize == 1 else dtype
-                angle = _spectral_angle(x.to(sam_dtype), y.to(sam_dtype))
-                angle_sum += (angle if valid is None else angle * valid[..., 0]).sum(dim=(1, 2), dtype=dtype)
-        # SSIM / MS-SSIM need whole bands (down-sampling), one band at a time.
-        mask_t = torch.from_numpy(masks.astype(np.float32)).to(dev, sdt).unsqueeze(1) if masks is not None else None
-        for b in range(s if structural else 0):
-            x, y, _ = load(slice(None), b, np.float32 if sdt == torch.float32 else np.float64)
-            # (N, H, W, 1) -> contiguous (N, 1, H, W): a permuted view would make the blur's
-            # shifted slices strided (channels-last) and several times slower.
-            peak_s = peak_t[:, 0].to(sdt)
-            x = (x[..., 0] / peak_s - 0.5).unsqueeze(1).contiguous()
-            y = (y[..., 0] / peak_s - 0.5).unsqueeze(1).contiguous()
-            band_ssim, band_ms = _ssim_ms_ssim(x, y, mask_t, scales, win, strip_elements)
-            ssim += band_ssim / s
-            ms_ssim += band_ms / s
-        if not structural:
-            ssim, ms_ssim = ssim.fill_(math.nan), ms_ssim.fill_(math.nan)
+        sq_err, max_err, angle_sum = _pointwise(ref, dec, valid_t, dev, sam_dtype)
+        sq_err, max_err, angle_sum = sq_err.to(dtype), max_err.to(dtype), angle_sum.to(dtype)
+        if structural:
+            ssim, ms_ssim = _structural(ref, dec, valid_t, dev, peaks, scales, win)
+        else:
+            ssim = ms_ssim = torch.full((n,), math.nan, dtype=torch.float64, device=dev)
         count = valid_n.clamp_min(1)
         sam = torch.rad2deg(angle_sum / count) if s > 1 else None
         mse_band = sq_err / count.unsqueeze(1)
         mse = sq_err.sum(dim=1) / (count * s)
-    # One device->host transfer per quantity, not per image.
+    return _results(peaks, rules, n, mse, mse_band, max_err, ssim, ms_ssim, valid_n, sam,
+                    (scales, fallback, win), masks is not None, dev)
+
+
+def _results(peaks: Sequence[float], rules: Sequence[str], n: int, mse: "torch.Tensor",
+             mse_band: "torch.Tensor", max_err: "torch.Tensor", ssim: "torch.Tensor",
+             ms_ssim: "torch.Tensor", valid_n: "torch.Tensor", sam: "torch.Tensor | None",
+             plan: tuple[int, str | None, int], masked: bool, dev: "torch.device") -> list[Metrics]:
+    """One :class:`Metrics` per image, with one device->host transfer per quantity."""
+    scales, fallback, win = plan
     mse_l, mse_band_l, max_l = mse.tolist(), mse_band.tolist(), max_err.tolist()
     ssim_l, ms_l, valid_l = ssim.tolist(), ms_ssim.tolist(), valid_n.tolist()
     sam_l = sam.tolist() if sam is not None else [None] * n
@@ -431,7 +518,7 @@ def _metrics_stack(ref: np.ndarray, dec: np.ndarray, peaks: Sequence[float], rul
             ms_ssim_fallback=fallback,
             ssim_window=win,
             valid_pixels=int(round(valid_l[i])),
-            masked=masks is not None,
+            masked=masked,
             peak_rule=rules[i],
             device=dev.type,
         )
@@ -440,24 +527,29 @@ def _metrics_stack(ref: np.ndarray, dec: np.ndarray, peaks: Sequence[float], rul
 
 
 def _spectral_angle(x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
-    """Per-pixel angle (radians) between spectra along the last axis: 2 asin(|x^ - y^| / 2).
+    """Per-pixel angle (radians) between band-planar spectra (N, bands, ...): 2 asin(|x^ - y^| / 2).
 
     The chord form stays accurate for tiny angles, where acos of a dot product near 1 does not.
-    Bands are moved to planes first so every step runs over contiguous pixels (a reduction over
-    a last axis of 3 or 4 bands is several times slower).
+    Planar bands keep every step on contiguous pixels (a reduction over a last axis of 3 or 4
+    bands is several times slower).
     """
     import torch
 
-    xp, yp = x.movedim(-1, 1).contiguous(), y.movedim(-1, 1).contiguous()
-    norm_x, norm_y = (xp * xp).sum(1).sqrt_(), (yp * yp).sum(1).sqrt_()
+    norm_x, norm_y = (x * x).sum(1).sqrt(), (y * y).sum(1).sqrt()
     zero = torch.zeros_like(norm_x)
-    inv_x = torch.where(norm_x > 0, norm_x.reciprocal(), zero).unsqueeze(1)
-    inv_y = torch.where(norm_y > 0, norm_y.reciprocal(), zero).unsqueeze(1)
-    chord = xp.mul_(inv_x).sub_(yp.mul_(inv_y))
-    angle = (chord * chord).sum(1).sqrt_().mul_(0.5).clamp_(max=1.0).asin_().mul_(2.0)
+    inv_x = torch.where(norm_x > 0, norm_x.reciprocal(), zero)
+    inv_y = torch.where(norm_y > 0, norm_y.reciprocal(), zero)
+    chord = x * inv_x.unsqueeze(1) - y * inv_y.unsqueeze(1)
+    angle = (chord * chord).sum(1).sqrt().mul(0.5).clamp(max=1.0).asin().mul(2.0)
     # Exactly one zero vector: no direction to compare, 90 degrees by convention (both zero: 0).
     one_zero = (norm_x > 0) != (norm_y > 0)
     return torch.where(one_zero, torch.full_like(angle, math.pi / 2), angle)
+
+
+#: Shapes vary per image and strip: one dynamic-shape kernel (as fast as static ones here).
+_SSIM_STRIP = CompiledTwin(_ssim_strip, dynamic=True)
+_POINTWISE_STRIP = CompiledTwin(_pointwise_strip, dynamic=True)
+_DOWN_EVEN = CompiledTwin(_down_even, dynamic=True)
 
 
 def psnr_from_mse(mse: float, peak: float) -> float:

@@ -16,6 +16,9 @@ SAMPLES = REPO / "samples" / "archive"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 # botocore must never find real credentials or reach AWS from the tests.
+# Metric kernels stay eager in tests (Ray workers inherit it): background compiles would cost
+# CPU in every test process; tests/test_kernels.py compiles them on purpose.
+os.environ.setdefault("RECODEC_COMPILE", "0")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing-secret")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
