@@ -5,15 +5,15 @@ eager torch they cost several times the codec (docs/performance.md).  ``torch.co
 (Inductor) fuses them into a few vectorised C++ loops, 5-10x faster on the CPU, but compiling
 takes seconds (a C++ compiler runs), which a one-image job must not wait for.  So a
 :class:`CompiledTwin` runs the *same* Python function eagerly until its compiled twin,
-built in a background thread, is ready for the inputs' shapes, then switches.  Anything that goes wrong
-while compiling (no C++ compiler, an unsupported op) leaves the eager function in charge.
+built in a background thread, is ready for the inputs, then switches.  Anything that goes
+wrong while compiling (no C++ compiler, an unsupported op) leaves the eager function in charge.
 
 Only CPU tensors use the compiled twin; on a GPU the eager ops are already memory-bound and
-fast.  A one-image job never compiles: a variant is compiled only once its eager calls
-have cost :data:`COMPILE_AFTER_SECONDS` in the process.  The two agree to float32 rounding (tests/test_kernels.py): fused loops may round the
-last bit differently, so a metric within ~1e-6 of a ``--target`` bound could land on the
-other side of it depending on which ran; integer-exact sums (PSNR's squared errors) do not
-change at all.  Environment: ``RECODEC_COMPILE=0`` never compiles, ``RECODEC_COMPILE=sync``
+fast.  A one-image job never compiles: a variant is compiled only once its eager calls have
+cost :data:`COMPILE_AFTER_SECONDS` in the process.  The two agree to float32 rounding
+(tests/test_kernels.py): fused loops may round the last bit differently, so a metric within
+~1e-6 of a ``--target`` bound could land on the other side of it depending on which ran;
+integer-exact sums (PSNR's squared errors) do not change at all.  Environment: ``RECODEC_COMPILE=0`` never compiles, ``RECODEC_COMPILE=sync``
 compiles a variant in the calling thread before using it (benchmarks and determinism), the
 default ``auto`` compiles in the background.  Inductor caches what it builds on disk
 (``TORCHINDUCTOR_CACHE_DIR``, by default under the temporary folder), so later processes
@@ -53,8 +53,8 @@ class CompiledTwin:
     Each input signature (dtypes, which arguments are None, and shapes and strides unless
     ``dynamic``) is a variant, compiled once in a background thread after its eager calls
     took :data:`COMPILE_AFTER_SECONDS` (one compile at a time per process); until then, and
-    for any variant that fails to compile, the eager function runs.  Static twins keep signatures few through fixed-shape
-    chunks; ``dynamic=True`` compiles for any shape (slower for reductions, not for maps).
+    for any variant that fails to compile, the eager function runs.  ``dynamic=True`` compiles
+    one kernel for any shape and stride; static twins compile one per shape.
     """
 
     def __init__(self, fn: Callable[..., Any], *, dynamic: bool = False) -> None:
@@ -97,17 +97,17 @@ class CompiledTwin:
 
     def _start(self, key: tuple[Any, ...], args: tuple[Any, ...]) -> None:
         """Build ``key`` in a background thread (``sync`` mode: here); the caller holds _BUSY."""
-        copies = tuple(a.clone() if hasattr(a, "clone") else a for a in args)  # the caller may reuse its buffers
+        # The very arguments, not copies: a copy's strides differ from a view's, so the kernel
+        # would be recompiled at its first real call.  The kernels only read their inputs.
         if compile_mode() == "sync":
-            self._build(key, copies)
+            self._build(key, args)
         else:
-            threading.Thread(target=self._build, args=(key, copies), name=f"compile-{self.fn.__name__}",
+            threading.Thread(target=self._build, args=(key, args), name=f"compile-{self.fn.__name__}",
                              daemon=True).start()
 
     def _build(self, key: tuple[Any, ...], args: tuple[Any, ...]) -> None:
         try:
             import torch
-
             import torch._inductor.config as inductor_config
 
             inductor_config.compile_threads = 1  # no pool of compile processes beside a worker
