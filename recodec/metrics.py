@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -457,7 +458,11 @@ def _planar(array: np.ndarray, dev: "torch.device") -> "torch.Tensor":
     dtype = torch.float32 if narrow or _compute_dtype(dev) == torch.float32 else torch.float64
     if array.dtype.byteorder == ">" or array.dtype in (np.uint32, np.uint64):
         array = array.astype(np.float64)  # torch has no big-endian or wide unsigned arithmetic
-    return torch.from_numpy(array).to(dev).permute(0, 3, 1, 2).to(dtype, memory_format=torch.contiguous_format)
+    with warnings.catch_warnings():
+        # Read-only arrays (decoder outputs, memory maps) are fine: the tensor is only read, then copied.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        source = torch.from_numpy(array)
+    return source.to(dev).permute(0, 3, 1, 2).to(dtype, memory_format=torch.contiguous_format)
 
 
 def _neutralise(x: "torch.Tensor", y: "torch.Tensor",
