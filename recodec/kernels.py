@@ -22,6 +22,7 @@ on the machine load the kernels in about a second instead of compiling them.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -102,6 +103,7 @@ class CompiledTwin:
         if compile_mode() == "sync":
             self._build(key, args)
         else:
+            atexit.register(_finish_at_exit)
             threading.Thread(target=self._build, args=(key, args), name=f"compile-{self.fn.__name__}",
                              daemon=True).start()
 
@@ -133,6 +135,15 @@ class CompiledTwin:
 
 #: Held while one variant compiles (one at a time per process: compiling is CPU- and GIL-heavy).
 _BUSY = threading.Lock()
+#: Longest wait at interpreter exit for a compile in flight.
+EXIT_WAIT_SECONDS = 60.0
+
+
+def _finish_at_exit() -> None:
+    """Let a compile in flight end before the interpreter does (killing it mid-way aborts the process)."""
+    deadline = time.monotonic() + EXIT_WAIT_SECONDS
+    while _BUSY.locked() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _signature(args: Sequence[Any], dynamic: bool = False) -> tuple[Any, ...]:
