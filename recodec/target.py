@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from recodec.codecs.base import search_session
 from recodec.errors import CodecError, CodecUnavailableError, ConfigError, UnsupportedImageError
 from recodec.task.metrics import TASK_BOUND_OPS, check_task_value
 from recodec.vocabulary import BOUND_OPS, SIZE_METRICS
@@ -460,8 +461,9 @@ def search_codecs(candidates: Sequence[Candidate], target: Target, *, max_attemp
             reasons[cand.name] = f"skipped: {cand.skip_reason}"
             continue
         try:
-            res = search(cand.encode, cand.measure, cand.knob, target, max_attempts=max_attempts,
-                         grid=cand.grid, allow_lossless=allow_lossless)
+            with search_session():  # each trial may warm-start from the previous one (overfit codec)
+                res = search(cand.encode, cand.measure, cand.knob, target, max_attempts=max_attempts,
+                             grid=cand.grid, allow_lossless=allow_lossless)
         except (UnsupportedImageError, CodecUnavailableError) as exc:
             reasons[cand.name] = f"skipped: {exc}"
             continue
