@@ -25,8 +25,8 @@ import numpy as np
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PHOTOS = ("photo_chelsea.png", "photo_coffee.png", "photo_astronaut.png")
 LMBDAS = (0.0008, 0.002, 0.006, 0.02)
-SAT_LMBDAS = (0.002, 0.01, 0.05, 0.2)
-ITER_STUDY = (50, 100, 200, 400, 800)
+SAT_LMBDAS = (0.05, 0.3, 2.0, 12.0)
+ITER_STUDY = (50, 100, 200, 400)
 BASELINES_PHOTO: dict[str, tuple[str, tuple[float, ...], dict[str, Any]]] = {
     "jpeg": ("quality", (15, 30, 50, 70, 85, 95), {"subsampling": "4:2:0"}),
     "avif": ("quality", (20, 40, 60, 75, 90), {"subsampling": "4:2:0"}),
@@ -34,8 +34,8 @@ BASELINES_PHOTO: dict[str, tuple[str, tuple[float, ...], dict[str, Any]]] = {
     "hyperprior": ("quality", (1, 2, 3, 4, 5, 6), {}),
 }
 BASELINES_SAT: dict[str, tuple[str, tuple[float, ...], dict[str, Any]]] = {
-    "jpeg2000": ("psnr", (55.0, 60.0, 65.0, 70.0, 75.0), {}),
-    "jxl": ("distance", (0.2, 0.08, 0.03, 0.012, 0.005), {}),
+    "jpeg2000": ("psnr", (45.0, 50.0, 55.0, 60.0, 65.0, 70.0), {}),
+    "jxl": ("distance", (1.5, 0.8, 0.3, 0.12, 0.05, 0.025), {}),
 }
 
 
@@ -93,14 +93,14 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, str, np.ndarray, dict[str
             jobs += [(f"sat:{name}", codec, img, {knob: v, **extra}) for v in values]
         span = float(img.max()) - float(img.min())
         jobs += [(f"sat:{name}", "lerc", img, {"max_error": span * f}) for f in (0.02, 0.01, 0.005, 0.002, 0.001)]
-    for name, img in satellite():
-        jobs += [(f"sat:{name}", "overfit", img, {"lmbda": lm, "preset": "fast"}) for lm in SAT_LMBDAS]
     for name, img in photos():
         jobs += [(f"photo:{name}", "overfit", img, {"lmbda": lm, "preset": "fast"}) for lm in LMBDAS]
-    study = photos()[0][1][:256, :256].copy()
+    for name, img in satellite():
+        jobs += [(f"sat:{name}", "overfit", img, {"lmbda": lm, "preset": "fast"}) for lm in SAT_LMBDAS]
+    study = photos()[0][1][:192, :192].copy()
     for it in ITER_STUDY:
-        jobs += [("study:chelsea256", "overfit", study, {"lmbda": lm, "iterations": it}) for lm in LMBDAS]
-    jobs += [("study:chelsea256", "jpeg", study, {"quality": q, "subsampling": "4:2:0"})
+        jobs += [("study:chelsea192", "overfit", study, {"lmbda": lm, "iterations": it}) for lm in LMBDAS]
+    jobs += [("study:chelsea192", "jpeg", study, {"quality": q, "subsampling": "4:2:0"})
              for q in BASELINES_PHOTO["jpeg"][1]]
     if args.balanced:
         name, img = photos()[0]
@@ -194,14 +194,14 @@ def _plot(curves: dict[str, dict[str, list[tuple[float, float]]]], bd: dict[str,
         ax.set_xlabel("bpp")
         ax.set_ylabel("PSNR (dB)")
         ax.legend(fontsize=6)
-    study = bd.get("study:chelsea256", {})
+    study = bd.get("study:chelsea192", {})
     its = sorted(int(k.split("-it")[1].split()[0]) for k in study if k.endswith("vs jpeg") and "-it" in k)
     axes[-1].plot(its, [study[f"overfit-it{i} vs jpeg"] for i in its], "o-")
     axes[-1].axhline(0, color="gray", lw=0.5)
     axes[-1].set_xscale("log")
     axes[-1].set_xlabel("encode iterations")
     axes[-1].set_ylabel("BD-rate vs JPEG 4:2:0 (%)")
-    axes[-1].set_title("chelsea 256x256: BD-rate vs iterations", fontsize=8)
+    axes[-1].set_title("chelsea 192x192: BD-rate vs iterations", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

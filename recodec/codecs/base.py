@@ -53,6 +53,8 @@ class Knob:
     lossless_value: float | None = None
     #: True when ``--quality Q`` (1-100) maps straight onto this knob.
     quality_shortcut: bool = False
+    #: True when the useful values span decades (a rate–distortion lambda): searched on a geometric grid.
+    geometric: bool = False
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,10 @@ class OverfitCodec(Codec):
     summary = "overfitted neural codec (Cool-chic/C3 family): per-image latents and tiny networks, exact decoder"
     capabilities = Capabilities(dtypes=("uint8", "uint16", "int16"), min_bands=1, max_bands=16, lossy=True,
                                 lossless=False, extension=".rcof", tiff_compression=None)
-    knob = Knob("lmbda", 0.0002, 0.2, 0.01, higher_is_better=True, integer=False,
-                description="rate–distortion weight: loss = lmbda * 255^2 * MSE(peak-normalised) + bpp")
+    knob = Knob("lmbda", 0.0002, 100.0, 0.01, higher_is_better=True, integer=False,
+                description="rate–distortion weight: loss = lmbda * 255^2 * MSE(peak-normalised) + bpp "
+                            "(photos ~0.001-0.05; 16-bit scenes at 45+ dB need ~1-100)",
+                geometric=True)
     params = (
         Param("preset", str, "fast", "optimisation length and network size", ("fast", "balanced", "archival")),
         Param("iterations", int, 0, "optimisation steps (0 = the preset's)"),

@@ -120,6 +120,10 @@ def fit(p: Problem, preset: Preset, arch: Arch, *, iterations: int, device: str,
     if warm is not None:
         model.load_state_dict(warm)
         iterations = max(1, int(iterations * preset.warm_fraction))
+    else:
+        with torch.no_grad():  # start from the mean colour: the first steps then shape, not shift
+            mean = (p.x * p.valid).sum(dim=(0, 2, 3)) / p.valid.sum().clamp_min(1)
+            model.synthesis.mlp[-1].bias.copy_(mean)
     model = model.to(device)
     threads = torch.get_num_threads()
     if h * w < SMALL_IMAGE:

@@ -9,7 +9,7 @@ pytest.importorskip("torch")
 pytest.importorskip("constriction")
 
 #: Few optimisation steps: the tests check behaviour, not rate–distortion.
-STEPS = 40
+STEPS = 100
 
 
 @pytest.fixture(scope="session")
