@@ -31,9 +31,9 @@ class Preset:
     convs: int
     arm_hidden: int
     levels: int = 7
-    lr: float = 0.1
+    lr: float = 0.03
     #: Learning rate of the networks (the latents use ``lr``).
-    lr_net: float = 2e-2
+    lr_net: float = 3e-3
     #: Fraction of the iterations with the noise proxy (the rest is straight-through).
     noise_fraction: float = 0.7
     #: Fraction of the iterations a warm-started encode (target search) runs.
@@ -47,7 +47,7 @@ SMALL_IMAGE = 128 * 128
 PRESETS: dict[str, Preset] = {
     "fast": Preset(iterations=400, hidden=(16,), convs=2, arm_hidden=12),
     "balanced": Preset(iterations=2000, hidden=(24,), convs=2, arm_hidden=16),
-    "archival": Preset(iterations=12000, hidden=(40,), convs=2, arm_hidden=24, lr=5e-2, lr_net=1e-2),
+    "archival": Preset(iterations=12000, hidden=(40,), convs=2, arm_hidden=24, lr=2e-2, lr_net=2e-3),
 }
 
 
