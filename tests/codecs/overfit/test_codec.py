@@ -11,8 +11,8 @@ from tests.codecs.overfit.conftest import STEPS
 
 
 def test_lmbda_trades_rate_for_quality(overfit, small_rgb: np.ndarray) -> None:
-    low = overfit.encode(small_rgb, lmbda=0.0005, iterations=STEPS)
-    high = overfit.encode(small_rgb, lmbda=0.2, iterations=STEPS)
+    low = overfit.encode(small_rgb, lmbda=0.0005, iterations=3 * STEPS)
+    high = overfit.encode(small_rgb, lmbda=0.2, iterations=3 * STEPS)
     assert len(high) > len(low)
     assert psnr(small_rgb, overfit.decode(high), 255) > psnr(small_rgb, overfit.decode(low), 255) + 2
 
