@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recodec.codecs.overfit.exact import QLayer, QNet, layer_shapes
+from recodec.codecs.overfit.exact import QLayer, QNet, check_layer, layer_shapes
 from recodec.codecs.overfit.network import Arch
 from recodec.errors import DecodeError, ImageTooLargeError
 from recodec.formats.magic import OVERFIT_MAGIC
@@ -134,7 +134,10 @@ def read_params(data: bytes, arch: Arch) -> QNet:
         for size, dims in ((int(np.prod(shape)), shape), (shape[0], (shape[0],))):
             k = reader.read(5)
             arrays.append(np.array([reader.signed(k) for _ in range(size)], dtype=np.int64).reshape(dims))
-        layers.append(QLayer(arrays[0], arrays[1], wf))
+        layer = QLayer(arrays[0], arrays[1], wf)
+        if not check_layer(layer):
+            raise DecodeError("overfit: a network layer is not provably exact")
+        layers.append(layer)
     nm, nc = len(arch.hidden) + 1, arch.convs
     return QNet(arch, layers[:nm], layers[nm:nm + nc], layers[nm + nc:])
 

@@ -20,6 +20,7 @@ from recodec.codecs.overfit import latents as L
 from recodec.codecs.overfit.bitstream import write_params
 from recodec.codecs.overfit.exact import OUT_FRAC, ExactArm, QNet, quantize_model, synthesize
 from recodec.codecs.overfit.network import Arch, OverfitModel
+from recodec.codecs.overfit.tables import LATENT_MAX
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def _train(model: OverfitModel, p: Problem, preset: Preset, iterations: int, dev
 
 def _evaluate(model: OverfitModel, net: QNet, p: Problem, plan: L.Plan) -> tuple[float, list[np.ndarray], bytes]:
     """Exact loss of one quantisation: (loss, integer latents, parameter block)."""
-    lat = [torch.round(y.detach().clamp(-1023, 1023)).double().cpu() for y in model.latents]
+    lat = [torch.round(y.detach().clamp(-LATENT_MAX, LATENT_MAX)).double().cpu() for y in model.latents]
     rec = synthesize(net, lat) * 2.0**-OUT_FRAC
     ints = [y[0, 0].numpy().astype(np.int64) for y in lat]
     params = write_params(net)

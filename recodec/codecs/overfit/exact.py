@@ -78,7 +78,7 @@ def input_fracs(arch: Arch) -> list[int]:
     return mlp + [OUT_FRAC] * arch.convs + [0, HIDDEN_FRAC, HIDDEN_FRAC]
 
 
-def check_layer(layer: QLayer, fin: int) -> bool:
+def check_layer(layer: QLayer) -> bool:
     """True when every partial sum of the layer is provably below 2**52 (exact in float64)."""
     w = np.abs(layer.weight.astype(np.float64)).reshape(layer.weight.shape[0], -1).sum(axis=1)
     worst = w * ACT_LIMIT + np.abs(layer.bias.astype(np.float64))
@@ -93,7 +93,7 @@ def quantize_layer(weight: Tensor, bias: Tensor, fin: int, bits: int) -> QLayer:
     wf = int(min(WF_RANGE[1], max(WF_RANGE[0], math.floor(math.log2((2 ** (bits - 1) - 1) / peak)))))
     while True:
         layer = QLayer(np.rint(w * 2.0**wf).astype(np.int64), np.rint(b * 2.0 ** (wf + fin)).astype(np.int64), wf)
-        if check_layer(layer, fin) or wf <= WF_RANGE[0]:
+        if check_layer(layer) or wf <= WF_RANGE[0]:
             return layer
         wf -= 1
 
