@@ -127,9 +127,10 @@ def _evaluate(model: OverfitModel, net: QNet, p: Problem, plan: L.Plan) -> tuple
 def fit(p: Problem, preset: Preset, arch: Arch, *, iterations: int, device: str,
         warm: dict[str, Any] | None = None) -> Fitted:
     """Optimise, quantise at every candidate precision and keep the best exact loss."""
-    torch.manual_seed(0)
     h, w = p.x.shape[2:]
-    model = OverfitModel(arch, h, w)
+    with torch.random.fork_rng(devices=[]):  # a fixed initialisation without touching the caller's RNG
+        torch.manual_seed(0)
+        model = OverfitModel(arch, h, w)
     if warm is not None:
         model.load_state_dict(warm)
         iterations = max(1, int(iterations * preset.warm_fraction))
