@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from recodec.codecs.base import search_session
 from recodec.errors import CodecError, CodecUnavailableError, ConfigError, UnsupportedImageError
 from recodec.task.metrics import TASK_BOUND_OPS, check_task_value
 from recodec.vocabulary import BOUND_OPS, SIZE_METRICS
@@ -250,7 +251,7 @@ def knob_grid(knob: "Knob", *, high: float | None = None, floor: float | None = 
     or below 0 or spans more than GEOMETRIC_RATIO gets a geometric grid, since its useful
     values span decades; ``low`` stays the first point when it is <= 0, and the geometric
     part starts at ``floor`` (default ``high / 10**4``).  Other float knobs (e.g. a target
-    PSNR level) are evenly spaced.  ``high`` overrides an infinite ``knob.high`` (required then).
+    PSNR level) are evenly spaced, unless the knob is declared ``geometric``.  ``high`` overrides an infinite ``knob.high`` (required then).
     """
     low = float(knob.low)
     high = float(knob.high if high is None else high)
@@ -262,6 +263,8 @@ def knob_grid(knob: "Knob", *, high: float | None = None, floor: float | None = 
         values = [float(v) for v in range(math.ceil(low), math.floor(high) + 1)]
     elif high == low:
         values = [low]
+    elif knob.geometric and low > 0:
+        values = np.geomspace(low, high, FLOAT_GRID_POINTS).tolist()
     elif not knob.higher_is_better and (low <= 0 or high / low > GEOMETRIC_RATIO) and high > 0:
         start = min(high, max(low, floor if floor is not None else high / 1e4))
         if low < start:
@@ -460,8 +463,9 @@ def search_codecs(candidates: Sequence[Candidate], target: Target, *, max_attemp
             reasons[cand.name] = f"skipped: {cand.skip_reason}"
             continue
         try:
-            res = search(cand.encode, cand.measure, cand.knob, target, max_attempts=max_attempts,
-                         grid=cand.grid, allow_lossless=allow_lossless)
+            with search_session():  # each trial may warm-start from the previous one (overfit codec)
+                res = search(cand.encode, cand.measure, cand.knob, target, max_attempts=max_attempts,
+                             grid=cand.grid, allow_lossless=allow_lossless)
         except (UnsupportedImageError, CodecUnavailableError) as exc:
             reasons[cand.name] = f"skipped: {exc}"
             continue

@@ -188,6 +188,10 @@ def test_knob_grids() -> None:
     assert knob_grid(open_ended, high=0.5, floor=1.0) == [0.5, 0.0]
     level = Knob("psnr", 10.0, 200.0, 50.0, higher_is_better=True, integer=False, description="dB")
     assert knob_grid(level)[:2] == [10.0, pytest.approx(10 + 190 / 256)]
+    lmbda = Knob("lmbda", 0.001, 10.0, 0.01, higher_is_better=True, integer=False, description="l", geometric=True)
+    lambdas = knob_grid(lmbda)  # a rate–distortion lambda spans decades: geometric, lowest quality first
+    assert lambdas[0] == pytest.approx(0.001) and lambdas[-1] == pytest.approx(10.0)
+    assert lambdas[128] == pytest.approx(0.1)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13, 64, 100, 129, 257])

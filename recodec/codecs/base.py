@@ -17,6 +17,9 @@ Codecs know nothing of Prefect, Ray or object storage.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -50,6 +53,8 @@ class Knob:
     lossless_value: float | None = None
     #: True when ``--quality Q`` (1-100) maps straight onto this knob.
     quality_shortcut: bool = False
+    #: True when the useful values span decades (a rate–distortion lambda): searched on a geometric grid.
+    geometric: bool = False
 
 
 @dataclass(frozen=True)
@@ -262,6 +267,24 @@ class Codec(abc.ABC):
         return f"<codec {self.name}>"
 
 
+_SEARCH_STATE: ContextVar[dict[Any, Any] | None] = ContextVar("recodec_search_state", default=None)
+
+
+@contextmanager
+def search_session() -> Iterator[None]:
+    """Scope of one codec's target search: its trials may share state (an overfitted codec warm-starts)."""
+    token = _SEARCH_STATE.set({})
+    try:
+        yield
+    finally:
+        _SEARCH_STATE.reset(token)
+
+
+def search_state() -> dict[Any, Any] | None:
+    """The scratch dict of the enclosing :func:`search_session`, or None outside a search."""
+    return _SEARCH_STATE.get()
+
+
 def require(module: str, codec: str, extra: str) -> Any:
     """Import ``module`` or raise :class:`CodecUnavailableError` naming the extra to install."""
     import importlib
@@ -273,5 +296,5 @@ def require(module: str, codec: str, extra: str) -> Any:
 
 
 __all__ = [
-    "Capabilities", "Codec", "Knob", "Param", "as_hwc", "require",
+    "Capabilities", "Codec", "Knob", "Param", "as_hwc", "require", "search_session", "search_state",
 ]

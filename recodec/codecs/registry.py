@@ -36,6 +36,7 @@ _BUILTIN: dict[str, str] = {
     "factorized": "recodec.codecs.learned:FactorizedCodec",
     "hyperprior": "recodec.codecs.learned:HyperpriorCodec",
     "rnn": "recodec.codecs.rnn.codec:RnnCodec",
+    "overfit": "recodec.codecs.overfit:OverfitCodec",
 }
 
 #: Candidates of ``--codec auto``, in order of preference for ties: lossy classical codecs.

@@ -21,6 +21,7 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 BANDPACK_MAGIC = b"RCBP"
 LEARNED_MAGIC = b"RCLC"
 RNN_MAGIC = b"RCRN"
+OVERFIT_MAGIC = b"RCOF"
 
 def is_jpegls(data: bytes) -> bool:
     """True for a JPEG-LS stream: SOI, then its frame marker (SOF55, FF F7) before any other SOF."""
@@ -53,6 +54,7 @@ SIGNATURES: dict[str, Callable[[bytes], bool]] = {
     "BANDPACK": lambda d: d[:4] == BANDPACK_MAGIC and len(d) >= 9,
     "LEARNED": lambda d: d[:4] == LEARNED_MAGIC,
     "RNN": lambda d: d[:4] == RNN_MAGIC,
+    "OVERFIT": lambda d: d[:4] == OVERFIT_MAGIC,
 }
 
 #: Recognisable formats that are refused as sources, named in the error so an operator knows what it was.

@@ -1,0 +1,166 @@
+"""Encoding is optimisation: fit one image's latents and networks, then quantise and choose.
+
+Phases (Ladune et al. 2023; Kim et al. 2024): Adam on ``lmbda * 255**2 * MSE + bpp`` with
+additive uniform noise as the quantisation proxy, then straight-through rounding with a
+decaying learning rate; finally the network parameters are quantised at the weight precision
+(bits) that minimises the same loss measured on the exact decoder (rate of the parameters
+included), which is what the stream then holds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from recodec.codecs.overfit import latents as L
+from recodec.codecs.overfit.bitstream import write_params
+from recodec.codecs.overfit.exact import OUT_FRAC, ExactArm, QNet, quantize_model, synthesize
+from recodec.codecs.overfit.network import Arch, OverfitModel
+from recodec.codecs.overfit.tables import LATENT_MAX
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Network sizes and optimisation length of one preset."""
+
+    iterations: int
+    hidden: tuple[int, ...]
+    convs: int
+    arm_hidden: int
+    levels: int = 7
+    lr: float = 0.03
+    #: Learning rate of the networks (the latents use ``lr``).
+    lr_net: float = 3e-3
+    #: Fraction of the iterations with the noise proxy (the rest is straight-through).
+    noise_fraction: float = 0.7
+    #: Fraction of the iterations a warm-started encode (target search) runs.
+    warm_fraction: float = 0.4
+    bits: tuple[int, ...] = (6, 7, 8, 9, 10)
+
+
+#: Above this lambda the latents' learning rate grows as sqrt(lmbda / GAIN_KNEE).
+GAIN_KNEE = 0.05
+#: Images with fewer pixels are optimised on one thread.
+SMALL_IMAGE = 128 * 128
+
+PRESETS: dict[str, Preset] = {
+    "fast": Preset(iterations=400, hidden=(16,), convs=2, arm_hidden=12),
+    "balanced": Preset(iterations=2000, hidden=(24,), convs=2, arm_hidden=16),
+    "archival": Preset(iterations=12000, hidden=(40,), convs=2, arm_hidden=24, lr=2e-2, lr_net=2e-3),
+}
+
+
+@dataclass
+class Problem:
+    """One image to fit: normalised bands, validity mask and the loss weights."""
+
+    x: torch.Tensor          # (1, S, H, W) float32, peak-normalised to [0, 1] over [low, low + span]
+    valid: torch.Tensor      # (1, 1, H, W) float32 1/0
+    weight: float            # (span / peak)**2: MSE on the documented peak
+    lmbda: float
+    pixels: int              # H * W: bpp counts every pixel
+    bf16: bool = False       # bfloat16 autocast on the CPU (8-bit data only: bf16 caps PSNR near 50 dB)
+
+
+@dataclass
+class Fitted:
+    """The chosen stream content."""
+
+    net: QNet
+    latents: list[np.ndarray]
+    params: bytes
+    state: dict[str, Any]    # float state for warm starts
+
+
+def distortion(rec: torch.Tensor, p: Problem) -> torch.Tensor:
+    """MSE over valid pixels and every band, on the documented peak."""
+    err = (rec - p.x) ** 2 * p.valid
+    return err.sum() / (p.valid.sum() * p.x.shape[1]).clamp_min(1) * p.weight
+
+
+def latent_gain(lmbda: float) -> float:
+    """Latent learning-rate multiplier: high-fidelity targets need large latents within few steps.
+
+    Adam moves a latent by about ``lr`` per step, so 400 steps at 0.03 cannot reach the latent
+    magnitudes (hundreds) that 45+ dB on 16-bit data needs; photo-range lambdas keep about 1.
+    """
+    return max(1.0, math.sqrt(lmbda / GAIN_KNEE))
+
+
+def _train(model: OverfitModel, p: Problem, preset: Preset, iterations: int, device: str) -> None:
+    """The noise phase then the straight-through phase, with cosine-decayed Adam."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    nets = [*model.synthesis.parameters(), *model.arm.parameters()]
+    lr = preset.lr * latent_gain(p.lmbda)
+    opt = torch.optim.Adam([{"params": list(model.latents.parameters()), "lr": lr, "base": lr},
+                            {"params": nets, "lr": preset.lr_net, "base": preset.lr_net}])
+    noise_steps = int(iterations * preset.noise_fraction)
+    autocast = device == "cpu" and p.bf16
+    for it in range(iterations):
+        frac = it / max(iterations, 1)
+        for group in opt.param_groups:
+            group["lr"] = group["base"] * (0.5 + 0.5 * math.cos(math.pi * frac)) if it >= noise_steps else group["base"]
+        mode = "noise" if it < noise_steps else "ste"
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=autocast):
+            rec, bits = model(mode, gen)
+        loss = p.lmbda * 255**2 * distortion(rec.float(), p) + bits.float() / p.pixels
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def _evaluate(model: OverfitModel, net: QNet, p: Problem, plan: L.Plan) -> tuple[float, list[np.ndarray], bytes]:
+    """Exact loss of one quantisation: (loss, integer latents, parameter block)."""
+    lat = [torch.round(y.detach().clamp(-LATENT_MAX, LATENT_MAX)).double().cpu() for y in model.latents]
+    rec = synthesize(net, lat) * 2.0**-OUT_FRAC
+    ints = [y[0, 0].numpy().astype(np.int64) for y in lat]
+    params = write_params(net)
+    bits = L.estimate_bits(plan, ExactArm(net), L.fill(plan, ints)) + 8 * len(params)
+    d = float(distortion(rec[None].float(), replace(p, x=p.x.cpu(), valid=p.valid.cpu())))
+    return p.lmbda * 255**2 * d + bits / p.pixels, ints, params
+
+
+def fit(p: Problem, preset: Preset, arch: Arch, *, iterations: int, device: str,
+        warm: dict[str, Any] | None = None) -> Fitted:
+    """Optimise, quantise at every candidate precision and keep the best exact loss."""
+    h, w = p.x.shape[2:]
+    with torch.random.fork_rng(devices=[]):  # a fixed initialisation without touching the caller's RNG
+        torch.manual_seed(0)
+        model = OverfitModel(arch, h, w)
+    if warm is not None:
+        model.load_state_dict(warm)
+        iterations = max(1, int(iterations * preset.warm_fraction))
+    else:
+        with torch.no_grad():  # start from the mean colour: the first steps then shape, not shift
+            mean = (p.x * p.valid).sum(dim=(0, 2, 3)) / p.valid.sum().clamp_min(1)
+            model.synthesis.mlp[-1].bias.copy_(mean)
+    model = model.to(device)
+    threads = torch.get_num_threads()
+    if h * w < SMALL_IMAGE:
+        torch.set_num_threads(1)  # thread hand-offs cost more than a small image's arithmetic
+    try:
+        _train(model, replace(p, x=p.x.to(device), valid=p.valid.to(device)), preset, iterations, device)
+        return _choose(model.cpu().eval(), p, preset)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _choose(model: OverfitModel, p: Problem, preset: Preset) -> Fitted:
+    """Quantise the networks at each candidate precision; keep the smallest exact loss."""
+    h, w = p.x.shape[2:]
+    arch = model.arch
+    plan = L.make_plan(h, w, arch.levels)
+    best: tuple[float, QNet, list[np.ndarray], bytes] | None = None
+    with torch.no_grad():
+        for bits in preset.bits:
+            net = quantize_model(model, bits)
+            loss, ints, params = _evaluate(model, net, p, plan)
+            if best is None or loss < best[0]:
+                best = (loss, net, ints, params)
+    assert best is not None
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return Fitted(best[1], best[2], best[3], state)
