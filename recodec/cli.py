@@ -245,15 +245,27 @@ def query(dst: str, sql: str, fmt: str, config_file: str | None, allow_external_
 @config_opt
 @click.option("--iterations", type=int, help="Progressive (rnn) streams: decode only the first K iterations.")
 @click.option("--max-bytes", type=int, help="Progressive (rnn) streams: decode the longest cut of at most N bytes.")
-def decode(file: str, out: str, config_file: str | None, iterations: int | None, max_bytes: int | None) -> None:
+@click.option("--decoder", type=click.Choice(["exact", "gan", "diffusion"]), default="exact", show_default=True,
+              help="Hyperprior streams: a generative decoder (may invent detail; docs/generative.md).")
+@click.option("--enhance", is_flag=True, help="Any JPEG: the restored view (generative; the file is unchanged).")
+@click.option("--realism", type=float, help="--decoder gan: 0 = the MSE decoder .. 1 = full realism (default 1).")
+@click.option("--steps", type=int, help="--decoder diffusion / --enhance: sampler steps 1..8 (1 = mean view).")
+@click.option("--seed", type=int, help="Generative decoders: noise seed (default 0).")
+def decode(file: str, out: str, config_file: str | None, iterations: int | None, max_bytes: int | None,
+           decoder: str, enhance: bool, **settings: Any) -> None:
     """Decode FILE written by recodec into OUT (PNG, or TIFF for >8 bits or >4 bands)."""
     import fsspec
 
     from recodec.container import decode_output, to_viewable
 
+    label = None
     try:
         with fsspec.open(file, "rb", **_storage_options(config_file)) as fh:
-            if iterations is None and max_bytes is None:
+            if enhance or decoder != "exact":
+                from recodec.codecs.generative.view import decode_view
+
+                array, label = decode_view(fh.read(), "enhance" if enhance else decoder, **settings)
+            elif iterations is None and max_bytes is None:
                 array = decode_output(fh.read())
             else:
                 from recodec.codecs.rnn.codec import decode_progressive
@@ -262,11 +274,17 @@ def decode(file: str, out: str, config_file: str | None, iterations: int | None,
         data, ext = to_viewable(array)
     except (RecodecError, OSError) as exc:  # a missing or unreadable FILE is one line, not a traceback
         _fail(exc)
+    if label is not None and ext == ".png":
+        from recodec.codecs.generative.view import mark_png
+
+        data = mark_png(data, label)
     if not out.lower().endswith(ext):
         out += ext
     with fsspec.open(out, "wb") as fh:
         fh.write(data)
     click.echo(f"{out}: {array.shape[1]}x{array.shape[0]}x{array.shape[2]} {array.dtype.name}")
+    if label is not None:
+        click.echo(f"GENERATED VIEW (may show detail that is not in the file): {label}")
 
 
 @cli.command()
