@@ -83,7 +83,7 @@ def to_tensor(rgb: np.ndarray, device: str = "cpu") -> Any:
 
 def to_uint8(x: Any) -> np.ndarray:
     """(1, 3, H, W) float in [0, 1] -> (H, W, 3) uint8 (rounded, clamped)."""
-    return (x[0].clamp(0, 1) * 255.0).round().to("cpu").byte().permute(1, 2, 0).numpy()
+    return np.ascontiguousarray((x[0].clamp(0, 1) * 255.0).round().to("cpu").byte().permute(1, 2, 0).numpy())
 
 
 def tiled(fn: Callable[..., Any], *inputs: Any, tile: int = TILE, margin: int = MARGIN) -> Any:
