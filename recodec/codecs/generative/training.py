@@ -281,7 +281,7 @@ def train_step(recipe: str, parts: dict[str, Any], x: Any, y: Any, precision: st
 def train(recipe: str, out: Path, data: str, *, steps: int, batch: int = 8, crop: int = 128, width: int = 32,
           resume: bool = True, max_minutes: float | None = None, precision: str = "bf16",
           bank: int = 600, checkpoint_minutes: float = 3.0, seed: int = 0,
-          device: str | None = None) -> dict[str, Any]:
+          device: str | None = None, init_from: Path | None = None) -> dict[str, Any]:
     """Train ``recipe`` up to ``steps`` in ``out`` (resuming ``out/checkpoint.pt``); returns the meta."""
     import torch
 
@@ -297,6 +297,9 @@ def train(recipe: str, out: Path, data: str, *, steps: int, batch: int = 8, crop
     rng = np.random.default_rng(seed)
     if resume and ckpt.exists():
         meta, rng = load_checkpoint(ckpt, parts)
+    elif init_from is not None:  # warm start: the network only (same kind and width), fresh optimiser
+        parts["net"].load_state_dict(torch.load(init_from, map_location="cpu", weights_only=True)["net"])
+        meta["init_from"] = str(init_from)
     stage = {"from_step": meta["step"], "to_step": meta["step"], "batch": batch, "crop": crop,
              "pixels": 0, "wall_seconds": 0.0, "device": device, "precision": precision,
              "threads": torch.get_num_threads()}
@@ -362,6 +365,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--fresh", action="store_true", help="ignore OUT/checkpoint.pt")
+    p.add_argument("--init-from", type=Path, help="checkpoint.pt whose network starts a new run")
     p.add_argument("--export", action="store_true", help="write the shipped weights, pin and stages afterwards")
     p.add_argument("--export-only", action="store_true")
     args = p.parse_args(argv)
@@ -369,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.export_only:
         meta = train(args.model, args.out, args.data, steps=args.steps, batch=args.batch, crop=args.crop,
                      width=args.width, resume=not args.fresh, max_minutes=args.max_minutes,
-                     precision=args.precision, bank=args.bank)
+                     precision=args.precision, bank=args.bank, init_from=args.init_from)
         print(json.dumps({"done": meta["step"], "last": meta["last"]}), flush=True)
     if args.export or args.export_only:
         print(json.dumps({"exported": export(args.model, args.out)}), flush=True)
