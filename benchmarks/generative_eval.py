@@ -128,6 +128,23 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
             for g, rs in groups.items()}
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The summary and the JPEG restoration gains as Markdown tables (pasted into docs/generative.md)."""
+    lines = ["| set | decoder | bpp | PSNR dB | MS-SSIM | HF fine | HF mid | HF coarse |",
+             "|---|---|---|---|---|---|---|---|"]
+    for g, v in result["summary"].items():
+        set_name, setting = g.split(" | ")
+        lines.append(f"| {set_name} | {setting} | {v['bpp']:.3f} | {v['psnr']:.2f} | {v['ms_ssim']:.4f} | "
+                     f"{v['hf_fine']:.2f} | {v['hf_mid']:.2f} | {v['hf_coarse']:.2f} |")
+    lines += ["", "| JPEG quality | " + " | ".join(result["jpeg_restoration_gain_db"]) + " |",
+              "|---|" + "---|" * len(result["jpeg_restoration_gain_db"]),
+              "| gain, mean view (1 step) dB | " + " | ".join(
+                  f"{v:+.2f}" for v in result["jpeg_restoration_gain_db"].values()) + " |",
+              "| gain, 4-step sampler dB | " + " | ".join(
+                  f"{v:+.2f}" for v in result["jpeg_restoration_gain_db_steps4"].values()) + " |"]
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("docs/results/generative_eval.json"))
@@ -163,11 +180,7 @@ def main() -> None:
               "seconds": round(time.monotonic() - start, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=float) + "\n")
-    for g, v in result["summary"].items():
-        print(f"{g:45s} bpp {v['bpp']:.3f} psnr {v['psnr']:.2f} ms_ssim {v['ms_ssim']:.4f} "
-              f"hf {v['hf_fine']:.2f}/{v['hf_mid']:.2f}/{v['hf_coarse']:.2f}")
-    print("jpeg restoration gain dB (mean view):", {k: round(v, 2) for k, v in gains.items()})
-    print("jpeg restoration gain dB (4 steps):", {k: round(v, 2) for k, v in gains4.items()})
+    print(markdown(result))
 
 
 if __name__ == "__main__":
