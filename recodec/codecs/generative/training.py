@@ -79,19 +79,30 @@ def hyperprior_pairs(bank: np.ndarray, qualities: tuple[int, ...] = HYPERPRIOR_Q
 
 
 def load_pairs(out: Path, data: str, pairs: str, count: int) -> dict[str, np.ndarray]:
-    """The crop bank (and hyperprior reconstructions) cached in ``out/pairs-<kind>.npz``."""
+    """The crop bank (and hyperprior reconstructions) cached in ``out/pairs-<kind>.npz``.
+
+    Reconstructions made with other hyperprior weights than the pinned ones are made again
+    (same crops), so a decoder fine-tuned after new hyperprior weights sees their output.
+    """
     cache = out / f"pairs-{pairs}.npz"
+    arrays: dict[str, np.ndarray] = {}
     if cache.exists():
         with np.load(cache) as z:
-            return dict(z)
-    bank = crop_bank(data, count)
-    arrays = {"bank": bank}
+            arrays = dict(z)
+    if "bank" not in arrays:
+        arrays = {"bank": crop_bank(data, count)}
     if pairs == "hyperprior":
-        from recodec.codecs.learned.codec import pinned_sha256, DEFAULT_WEIGHTS
+        from recodec.codecs.learned.codec import DEFAULT_WEIGHTS, pinned_sha256
 
-        arrays["recon"] = hyperprior_pairs(bank)
-        arrays["weights"] = np.frombuffer(bytes.fromhex(pinned_sha256(DEFAULT_WEIGHTS)), dtype=np.uint8)
-    np.savez(cache, **arrays)
+        weights = np.frombuffer(bytes.fromhex(pinned_sha256(DEFAULT_WEIGHTS)), dtype=np.uint8)
+        if "recon" in arrays and np.array_equal(arrays.get("weights"), weights):
+            return arrays
+        arrays.update(recon=hyperprior_pairs(arrays["bank"]), weights=weights)
+    elif cache.exists():
+        return arrays
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(cache)
     return arrays
 
 

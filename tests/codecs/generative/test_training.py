@@ -49,7 +49,10 @@ def test_gan_steps_move_generator_and_discriminator(tmp_path: Path) -> None:
     out.mkdir()
     rng = np.random.default_rng(1)
     bank = rng.integers(0, 255, (2, T.BANK_SIZE, T.BANK_SIZE, 3), dtype=np.uint8)
-    np.savez(out / "pairs-hyperprior.npz", bank=bank, recon=bank[None] // 2 + 60)
+    from recodec.codecs.learned.codec import DEFAULT_WEIGHTS, pinned_sha256
+
+    pin = np.frombuffer(bytes.fromhex(pinned_sha256(DEFAULT_WEIGHTS)), dtype=np.uint8)
+    np.savez(out / "pairs-hyperprior.npz", bank=bank, recon=bank[None] // 2 + 60, weights=pin)
     parts = T.build("gan-hyperprior", 8, "cpu")
     before = {k: [p.detach().clone() for p in parts[k].parameters()] for k in ("net", "disc")}
     arrays = T.load_pairs(out, "unused", "hyperprior", 2)
