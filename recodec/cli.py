@@ -287,10 +287,16 @@ def decode(file: str, out: str, config_file: str | None, iterations: int | None,
         click.echo(f"GENERATED VIEW (may show detail that is not in the file): {label}")
 
 
+#: The generative decoders' training recipes (recodec.codecs.generative.training.RECIPES).
+GENERATIVE_MODELS = ("restore-jpeg", "diffusion-hyperprior", "gan-hyperprior")
+
+
 @cli.command()
 @click.argument("data")
 @click.argument("out_dir")
-@click.option("--model", type=click.Choice(["factorized", "hyperprior", "rnn"]), help="Default: hyperprior.")
+@click.option("--model", type=click.Choice(["factorized", "hyperprior", "rnn", *GENERATIVE_MODELS]),
+              help="Default: hyperprior.  Generative decoders (docs/generative.md) train in this process, "
+              "resume OUT_DIR/checkpoint.pt and export to OUT_DIR/weights.")
 @click.option("--lambda", "lambdas", type=float, multiple=True,
               help="Rate-distortion trade-off per rate point, repeatable (default: the shipped ladder).")
 @click.option("--steps", type=int, help="Length of the schedule in optimiser steps (default 10000).")
@@ -314,6 +320,11 @@ def train(data: str, out_dir: str, lambdas: tuple[float, ...], local: bool, **op
     from recodec.flows.train import train as train_flow
     from recodec.flows.train import train_local
 
+    if options.get("model") in GENERATIVE_MODELS:
+        from recodec.codecs.generative.training import train_from_cli
+
+        click.echo(json.dumps(train_from_cli(data, out_dir, options), indent=2, default=str))
+        return
     run = train_local if local else train_flow
     result = run(data, out_dir, lambdas=lambdas or None, **options)
     click.echo(json.dumps(result, indent=2, default=str))

@@ -43,11 +43,12 @@ JPEG_QUALITIES = (10, 50)
 
 
 def crop_bank(data: str, count: int, seed: int = 0) -> np.ndarray:
-    """``count`` random 256^2 RGB crops from the training split of ``data`` (N, 256, 256, 3) uint8."""
+    """``count`` random 256^2 RGB crops (at most 4 per image) from the training split of ``data``."""
     from recodec.tasks.train import list_images, load_rgb
 
     rng = np.random.default_rng(seed)
     paths = list_images(data, split="train")
+    count = min(count, 4 * len(paths))
     crops = []
     for i in range(count):
         img = load_rgb(paths[i % len(paths)] if i < len(paths) else paths[rng.integers(len(paths))])
@@ -401,6 +402,23 @@ def write_card(weights_dir: Path = WEIGHTS_DIR) -> Path:
     path = weights_dir / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def train_from_cli(data: str, out_dir: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``recodec train --model <recipe>``: train (resuming OUT/checkpoint.pt), export to OUT/weights."""
+    import torch
+
+    torch.set_num_threads(options.get("threads") or 1)
+    out = Path(out_dir)
+    meta = train(options["model"], out, data, steps=options.get("steps") or 4000,
+                 batch=options.get("batch_size") or 8, crop=options.get("crop") or 128,
+                 max_minutes=options.get("max_minutes"), precision=options.get("precision") or "bf16",
+                 seed=options.get("seed") or 0)
+    weights = out / "weights"
+    weights.mkdir(exist_ok=True)
+    digest = export(options["model"], out, weights)
+    write_card(weights)
+    return {"model": options["model"], "step": meta["step"], "sha256": digest, "weights": str(weights)}
 
 
 def main(argv: list[str] | None = None) -> None:

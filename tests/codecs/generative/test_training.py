@@ -61,3 +61,18 @@ def test_gan_steps_move_generator_and_discriminator(tmp_path: Path) -> None:
     assert {"loss", "d", "mse", "adv", "fm", "band"} <= set(logs)
     for k in ("net", "disc"):
         assert any(not torch.equal(a, b) for a, b in zip(before[k], parts[k].parameters()))
+
+
+def test_recodec_train_model_runs_a_generative_recipe(tmp_path: Path, data: str) -> None:
+    from click.testing import CliRunner
+
+    from recodec.cli import GENERATIVE_MODELS, cli
+
+    assert set(GENERATIVE_MODELS) == set(T.RECIPES)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", data, str(out), "--model", "restore-jpeg", "--steps", "1",
+                                      "--batch-size", "1", "--crop", "32", "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    pins = json.loads((out / "weights" / "pins.json").read_text())
+    assert json.loads(result.output)["sha256"] == pins["restore-jpeg.pt"]
+    assert (out / "weights" / "MODEL_CARD.md").exists()
