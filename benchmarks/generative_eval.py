@@ -162,7 +162,7 @@ def main() -> None:
     start = time.monotonic()
     sets = load_sets(args.size, args.heldout)
     rows, restoration = [], {}
-    realisms, steps = (0.0, 0.5, 1.0), (1, 4)
+    realisms, steps = (0.0, 0.5, 0.8, 1.0), (1, 2, 4)
     for set_name, images in sets.items():
         for i, (name, img) in enumerate(images):
             views = low_rate_views(img, realisms, steps)
