@@ -203,7 +203,7 @@ def gen_loss(disc: Any, x: Any, y: Any, fake: Any, realism: Any) -> tuple[Any, d
     band = (torch.log(band_energies(fake.float()) + 1e-6) - torch.log(band_energies(x) + 1e-6)) ** 2
     band = (band.mean(1) * realism).mean()
     mse = torch.mean((fake.float() - x) ** 2)
-    loss = 250 * mse + 0.1 * ms_ssim_loss(fake.float(), x) + 0.02 * adv + 0.5 * fm + 2.0 * band
+    loss = 100 * mse + 0.1 * ms_ssim_loss(fake.float(), x) + 0.02 * adv + 0.5 * fm + 2.0 * band
     return loss, {k: float(v.detach()) for k, v in (("mse", mse), ("adv", adv), ("fm", fm), ("band", band))}
 
 
@@ -380,7 +380,7 @@ RECIPE_TEXT = {
                             "pairs; same loss as restore-jpeg.",
     "gan-hyperprior": "Generator (U-Net residual, width 32, realism-scaled) against a conditional spectral-norm "
                       "PatchGAN on (crop, shipped hyperprior decode at qualities 1-2) pairs (from step 1569 "
-                      "the hyperprior weights 507e6bda...); loss 250 MSE (100 before step 1937) + "
+                      "the hyperprior weights 507e6bda...); loss 100 MSE + "
                       "0.1 (1 - MS-SSIM) + realism x (0.02 hinge adversarial + 0.5 feature matching + "
                       "2 log band-energy matching on the three DoG bands (before step 586: weight 0.5; before step 1074: the two finest bands only).",
 }
