@@ -376,13 +376,17 @@ RECIPE_TEXT = {
     "restore-jpeg": "Restorer (U-Net, width 32) on (crop, JPEG decode) pairs, quality 10-50, 4:2:0 / 4:4:4; "
                     "InDI loss (MSE of the clean-image prediction at t ~ U(0, 1], a quarter of each batch the "
                     "noise-free t = 1 mean view).",
-    "diffusion-hyperprior": "Restorer (U-Net, width 32) on (crop, shipped hyperprior decode at qualities 1-2) "
-                            "pairs; same loss as restore-jpeg.",
+    "diffusion-hyperprior": "Restorer (U-Net, width 32) on (crop, hyperprior decode at qualities 1-2) pairs; "
+                            "same loss as restore-jpeg.  Network warm-started from the restore-jpeg run at its "
+                            "step 240; steps 0-764 on decodes of the earlier hyperprior weights (845bb0a7...), "
+                            "764-2258 on the current ones (507e6bda...).",
     "gan-hyperprior": "Generator (U-Net residual, width 32, realism-scaled) against a conditional spectral-norm "
-                      "PatchGAN on (crop, shipped hyperprior decode at qualities 1-2) pairs (from step 1569 "
-                      "the hyperprior weights 507e6bda...); loss 100 MSE + "
-                      "0.1 (1 - MS-SSIM) + realism x (0.02 hinge adversarial + 0.5 feature matching + "
-                      "2 log band-energy matching on the three DoG bands (before step 586: weight 0.5; before step 1074: the two finest bands only).",
+                      "PatchGAN on (crop, hyperprior decode at qualities 1-2) pairs of the earlier hyperprior "
+                      "weights (845bb0a7...; all 1569 steps); loss 100 MSE + 0.1 (1 - MS-SSIM) + realism x "
+                      "(0.02 hinge adversarial + 0.5 feature matching + 2 log band-energy matching on the three "
+                      "DoG bands; before step 586 weight 0.5, before step 1074 the two finest bands only).  A "
+                      "fine-tune on the current hyperprior's decodes (487 steps) was not shipped: it lowered the "
+                      "fine-band energy ratio on training crops from 0.84 to 0.66 (docs/generative.md).",
 }
 
 
