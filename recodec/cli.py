@@ -369,6 +369,7 @@ def codecs(as_json: bool) -> None:
             "direction": "higher=better" if k.higher_is_better else "lower=better",
             "dtypes": list(cap.dtypes), "bands": cap.describe_bands(), "lossless": cap.lossless,
             "extension": cap.extension, "params": [p.name for p in c.params], "extra": c.extra,
+            "exact_decode": c.exact_decode, "generative": c.generative,
         })
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -381,7 +382,8 @@ def codecs(as_json: bool) -> None:
         click.echo(
             f"{r['name']:<11} {r['knob']} {r['range'][0]:g}..{r['range'][1]:g} ({r['direction']}, "
             f"default {r['default']:g})  dtypes {','.join(r['dtypes'])}  bands {r['bands']}  "
-            f"lossless {'yes' if r['lossless'] else 'no'}  available {avail}")
+            f"lossless {'yes' if r['lossless'] else 'no'}  available {avail}"
+            + ("  GENERATIVE decoder (may invent detail; never in auto)" if r["generative"] else ""))
 
 
 # Scheduled storage-cost commands (retire, report, ...) live in their own module.
