@@ -40,6 +40,8 @@ BANK_SIZE = 256
 #: Rate points of the hyperprior the decoders are trained on (the two lowest).
 HYPERPRIOR_QUALITIES = (1, 2)
 JPEG_QUALITIES = (10, 50)
+#: Weight of the GAN's band-energy term (``--band-weight``; recorded per stage).
+BAND_WEIGHT = 2.0
 
 
 def crop_bank(data: str, count: int, seed: int = 0) -> np.ndarray:
@@ -203,7 +205,7 @@ def gen_loss(disc: Any, x: Any, y: Any, fake: Any, realism: Any) -> tuple[Any, d
     band = (torch.log(band_energies(fake.float()) + 1e-6) - torch.log(band_energies(x) + 1e-6)) ** 2
     band = (band.mean(1) * realism).mean()
     mse = torch.mean((fake.float() - x) ** 2)
-    loss = 100 * mse + 0.1 * ms_ssim_loss(fake.float(), x) + 0.02 * adv + 0.5 * fm + 2.0 * band
+    loss = 100 * mse + 0.1 * ms_ssim_loss(fake.float(), x) + 0.02 * adv + 0.5 * fm + BAND_WEIGHT * band
     return loss, {k: float(v.detach()) for k, v in (("mse", mse), ("adv", adv), ("fm", fm), ("band", band))}
 
 
@@ -317,6 +319,8 @@ def train(recipe: str, out: Path, data: str, *, steps: int, batch: int = 8, crop
     stage = {"from_step": meta["step"], "to_step": meta["step"], "batch": batch, "crop": crop,
              "pixels": 0, "wall_seconds": 0.0, "device": device, "precision": precision,
              "threads": torch.get_num_threads(), "pairs_seconds": pairs_seconds}
+    if RECIPES[recipe]["kind"] == "generator":
+        stage["band_weight"] = BAND_WEIGHT
     meta["stages"].append(stage)
     Stop.install()
     start = last_ckpt = time.monotonic()
@@ -444,10 +448,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--fresh", action="store_true", help="ignore OUT/checkpoint.pt")
     p.add_argument("--init-from", type=Path, help="checkpoint.pt whose network starts a new run")
+    p.add_argument("--band-weight", type=float, default=BAND_WEIGHT, help="GAN: weight of the band-energy term")
     p.add_argument("--export", action="store_true", help="write the shipped weights, pin and stages afterwards")
     p.add_argument("--export-only", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    globals()["BAND_WEIGHT"] = args.band_weight
     if not args.export_only:
         meta = train(args.model, args.out, args.data, steps=args.steps, batch=args.batch, crop=args.crop,
                      width=args.width, resume=not args.fresh, max_minutes=args.max_minutes,
