@@ -390,7 +390,9 @@ RECIPE_TEXT = {
                       "(0.02 hinge adversarial + 0.5 feature matching + 2 log band-energy matching on the three "
                       "DoG bands; before step 586 weight 0.5, before step 1074 the two finest bands only).  A "
                       "fine-tune on the current hyperprior's decodes (487 steps) was not shipped: it lowered the "
-                      "fine-band energy ratio on training crops from 0.84 to 0.66 (docs/generative.md).",
+                      "fine-band energy ratio on training crops from 0.84 to 0.66; nor was one with band "
+                      "weight 5 (1674 steps; ratio 0.87 then 0.66 at consecutive checkpoints) "
+                      "(docs/generative.md).",
 }
 
 
