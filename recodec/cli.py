@@ -245,15 +245,27 @@ def query(dst: str, sql: str, fmt: str, config_file: str | None, allow_external_
 @config_opt
 @click.option("--iterations", type=int, help="Progressive (rnn) streams: decode only the first K iterations.")
 @click.option("--max-bytes", type=int, help="Progressive (rnn) streams: decode the longest cut of at most N bytes.")
-def decode(file: str, out: str, config_file: str | None, iterations: int | None, max_bytes: int | None) -> None:
+@click.option("--decoder", type=click.Choice(["exact", "gan", "diffusion"]), default="exact", show_default=True,
+              help="Hyperprior streams: a generative decoder (may invent detail; docs/generative.md).")
+@click.option("--enhance", is_flag=True, help="Any JPEG: the restored view (generative; the file is unchanged).")
+@click.option("--realism", type=float, help="--decoder gan: 0 = the MSE decoder .. 1 = full realism (default 1).")
+@click.option("--steps", type=int, help="--decoder diffusion / --enhance: sampler steps 1..8 (1 = mean view).")
+@click.option("--seed", type=int, help="Generative decoders: noise seed (default 0).")
+def decode(file: str, out: str, config_file: str | None, iterations: int | None, max_bytes: int | None,
+           decoder: str, enhance: bool, **settings: Any) -> None:
     """Decode FILE written by recodec into OUT (PNG, or TIFF for >8 bits or >4 bands)."""
     import fsspec
 
     from recodec.container import decode_output, to_viewable
 
+    label = None
     try:
         with fsspec.open(file, "rb", **_storage_options(config_file)) as fh:
-            if iterations is None and max_bytes is None:
+            if enhance or decoder != "exact":
+                from recodec.codecs.generative.view import decode_view
+
+                array, label = decode_view(fh.read(), "enhance" if enhance else decoder, **settings)
+            elif iterations is None and max_bytes is None:
                 array = decode_output(fh.read())
             else:
                 from recodec.codecs.rnn.codec import decode_progressive
@@ -262,17 +274,29 @@ def decode(file: str, out: str, config_file: str | None, iterations: int | None,
         data, ext = to_viewable(array)
     except (RecodecError, OSError) as exc:  # a missing or unreadable FILE is one line, not a traceback
         _fail(exc)
+    if label is not None and ext == ".png":
+        from recodec.codecs.generative.view import mark_png
+
+        data = mark_png(data, label)
     if not out.lower().endswith(ext):
         out += ext
     with fsspec.open(out, "wb") as fh:
         fh.write(data)
     click.echo(f"{out}: {array.shape[1]}x{array.shape[0]}x{array.shape[2]} {array.dtype.name}")
+    if label is not None:
+        click.echo(f"GENERATED VIEW (may show detail that is not in the file): {label}")
+
+
+#: The generative decoders' training recipes (recodec.codecs.generative.training.RECIPES).
+GENERATIVE_MODELS = ("restore-jpeg", "diffusion-hyperprior", "gan-hyperprior")
 
 
 @cli.command()
 @click.argument("data")
 @click.argument("out_dir")
-@click.option("--model", type=click.Choice(["factorized", "hyperprior", "rnn"]), help="Default: hyperprior.")
+@click.option("--model", type=click.Choice(["factorized", "hyperprior", "rnn", *GENERATIVE_MODELS]),
+              help="Default: hyperprior.  Generative decoders (docs/generative.md) train in this process, "
+              "resume OUT_DIR/checkpoint.pt and export to OUT_DIR/weights.")
 @click.option("--lambda", "lambdas", type=float, multiple=True,
               help="Rate-distortion trade-off per rate point, repeatable (default: the shipped ladder).")
 @click.option("--steps", type=int, help="Length of the schedule in optimiser steps (default 10000).")
@@ -296,6 +320,11 @@ def train(data: str, out_dir: str, lambdas: tuple[float, ...], local: bool, **op
     from recodec.flows.train import train as train_flow
     from recodec.flows.train import train_local
 
+    if options.get("model") in GENERATIVE_MODELS:
+        from recodec.codecs.generative.training import train_from_cli
+
+        click.echo(json.dumps(train_from_cli(data, out_dir, options), indent=2, default=str))
+        return
     run = train_local if local else train_flow
     result = run(data, out_dir, lambdas=lambdas or None, **options)
     click.echo(json.dumps(result, indent=2, default=str))
@@ -340,6 +369,7 @@ def codecs(as_json: bool) -> None:
             "direction": "higher=better" if k.higher_is_better else "lower=better",
             "dtypes": list(cap.dtypes), "bands": cap.describe_bands(), "lossless": cap.lossless,
             "extension": cap.extension, "params": [p.name for p in c.params], "extra": c.extra,
+            "exact_decode": c.exact_decode, "generative": c.generative,
         })
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -352,7 +382,8 @@ def codecs(as_json: bool) -> None:
         click.echo(
             f"{r['name']:<11} {r['knob']} {r['range'][0]:g}..{r['range'][1]:g} ({r['direction']}, "
             f"default {r['default']:g})  dtypes {','.join(r['dtypes'])}  bands {r['bands']}  "
-            f"lossless {'yes' if r['lossless'] else 'no'}  available {avail}")
+            f"lossless {'yes' if r['lossless'] else 'no'}  available {avail}"
+            + ("  GENERATIVE decoder (may invent detail; never in auto)" if r["generative"] else ""))
 
 
 # Scheduled storage-cost commands (retire, report, ...) live in their own module.

@@ -20,8 +20,9 @@ from recodec.layout import new_staging_path, parts_dir
 from recodec.storage import atomic_write, full_url, move_if_absent, url_to_fs
 from recodec.vocabulary import METRICS
 
-#: 2 added timings, peak rule, content, georef, task_* columns and ``dest_key`` (docs/manifest.md).
-SCHEMA_VERSION = 2
+#: 2 added timings, peak rule, content, georef, task_* columns and ``dest_key``; 3 the generative
+#: decoder columns and the reconcile ``check`` (docs/manifest.md).
+SCHEMA_VERSION = 3
 
 MANIFEST_SCHEMA = pa.schema(
     [
@@ -62,6 +63,10 @@ MANIFEST_SCHEMA = pa.schema(
         ("hash_seconds", pa.float64()),
         ("write_seconds", pa.float64()),
         ("decoded_sha256", pa.string()),
+        # generative decoders (docs/generative.md): null/false for an exact decoder
+        ("generative", pa.bool_()),
+        ("decoder", pa.string()),
+        ("plain_psnr", pa.float64()),
         # content kept or changed on purpose (docs/manifest.md#content)
         ("source_frames", pa.int64()),
         ("orientation", pa.int16()),
@@ -96,6 +101,7 @@ RECONCILE_SCHEMA = pa.schema(
         ("source_uri", pa.string()),
         ("dest_uri", pa.string()),
         ("verdict", pa.string()),
+        ("check", pa.string()),
         ("detail", pa.string()),
         ("encoder_worker", pa.string()),
         ("worker", pa.string()),
@@ -106,7 +112,7 @@ RECONCILE_SCHEMA = pa.schema(
 STATUSES = ("ok", "failed", "skipped")
 VERDICTS = ("ok", "missing", "size_mismatch", "sha256_mismatch", "decode_failed", "pixels_mismatch",
             "target_not_met", "mask_changed", "viewer_mismatch", "georef_missing",
-            "task_model_error", "output_collision")
+            "task_model_error", "output_collision", "metrics_mismatch")
 
 
 def to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:

@@ -66,6 +66,8 @@ class Encoded:
     search: dict[str, str] | None = None
     #: task_* columns with ``--task-model`` (recodec.task), else None.
     task: dict[str, Any] | None = None
+    #: generative, decoder, plain_psnr for a generative decoder (docs/generative.md), else None.
+    generative: dict[str, Any] | None = None
 
 
 @dataclass
@@ -120,6 +122,7 @@ class ImageResult:
             "metrics_seconds": enc.metrics_seconds,
             "hash_seconds": self.hash_seconds,
             "decoded_sha256": self.decoded_sha256,
+            **(enc.generative or {"generative": False}),
             **(self.kept or {}),
         }
 
@@ -208,6 +211,8 @@ class Pipeline:
         enc = self.search(image, target, judge) if target is not None else self.encode(image, source)
         if judge is not None and enc.task is None:
             enc.task = judge(enc.decoded)
+        if enc.codec.generative:
+            enc.generative = self.generative_columns(image, enc)
         kept = check_kept(image, enc.payload, enc.decoded)  # mask_changed fails the row here
         t1 = time.perf_counter()
         dest_sha256, decoded_sha256 = sha256_hex(enc.payload), pixel_sha256(enc.decoded)
@@ -233,7 +238,7 @@ class Pipeline:
             payload = encode_output(image, codec, params, container=self.job.container, cog=self.cog,
                                     any_tiff_compression=self.job.config.tiff_any_compression)
         t1 = time.perf_counter()
-        decoded = decode_output(payload, codec=codec)
+        decoded = decode_output(payload, codec=codec.decoder_for(params))
         t2 = time.perf_counter()
         metrics = self.measure(image, decoded)
         return Encoded(payload, decoded, codec, name, params, container_of(payload, container), metrics,
@@ -267,7 +272,8 @@ class Pipeline:
                 encoder=timer.wrap("encode", lambda arr, p, c=codec: encode_output(
                     image, c, p, container=self.job.container, cog=self.cog,
                     any_tiff_compression=self.job.config.tiff_any_compression)),
-                decoder=timer.wrap("decode", lambda data, c=codec: decode_output(data, codec=c)),
+                decoder=timer.wrap("decode", lambda data, c=codec.decoder_for(self.job.params[name]):
+                                   decode_output(data, codec=c)),
             ))
             candidates[-1].name = name  # the name the job used, which reconcile resolves again
             candidates[-1].measure = timer.wrap("measure", candidates[-1].measure)
@@ -286,6 +292,13 @@ class Pipeline:
                        metrics_seconds=max(0.0, seconds["measure"] - seconds["decode"]),
                        attempts=attempts, search=result.reasons,
                        task=task_columns(best.measured) if judge is not None else None)
+
+    def generative_columns(self, image: Image, enc: Encoded) -> dict[str, Any]:
+        """A generative decoder's manifest columns: its label (settings, seed, weights, device class)
+        and the PSNR of the stored stream's plain decode, so the quality of both views is recorded."""
+        decoder = enc.codec.decoder_for(enc.params)
+        plain = decode_output(enc.payload, codec=get_codec(decoder.plain_codec))
+        return {"generative": True, "decoder": decoder.label(), "plain_psnr": self.measure(image, plain).psnr}
 
     def bit_depth(self, image: Image) -> int | None:
         """The bit depth the PSNR peak follows: the job's declared sensor depth, else the header's."""

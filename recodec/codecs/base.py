@@ -136,6 +136,12 @@ class Codec(abc.ABC):
     params: ClassVar[tuple[Param, ...]] = ()
     #: The ``pip install 'recodec[extra]'`` that provides this codec's dependencies.
     extra: ClassVar[str] = "codecs"
+    #: True when :meth:`decode` returns the same pixels on every machine: reconcile then proves the
+    #: decode by ``decoded_sha256``; an inexact decoder is re-checked by its metrics within a tolerance.
+    exact_decode: ClassVar[bool] = True
+    #: True when the decoder may invent detail (GAN, diffusion, restoration): marked in the manifest,
+    #: never chosen by ``--codec auto`` (docs/generative.md).
+    generative: ClassVar[bool] = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -243,6 +249,10 @@ class Codec(abc.ABC):
     def sniff(self, data: bytes, /) -> bool:
         """True when ``data`` looks like this codec's own format (used by ``recodec decode``)."""
         return False
+
+    def decoder_for(self, params: dict[str, Any]) -> "Codec":
+        """The codec that decodes with ``params``' decode-time settings (generative decoders); else self."""
+        return self
 
     def transcode(self, data: bytes, source_format: str, params: dict[str, Any]) -> bytes | None:
         """Losslessly re-code the source's own bitstream (e.g. JPEG -> JPEG XL), or None.

@@ -37,6 +37,9 @@ _BUILTIN: dict[str, str] = {
     "hyperprior": "recodec.codecs.learned:HyperpriorCodec",
     "rnn": "recodec.codecs.rnn.codec:RnnCodec",
     "overfit": "recodec.codecs.overfit:OverfitCodec",
+    "jpeg-restore": "recodec.codecs.generative.codecs:JpegRestoreCodec",
+    "hyperprior-diffusion": "recodec.codecs.generative.codecs:HyperpriorDiffusionCodec",
+    "hyperprior-gan": "recodec.codecs.generative.codecs:HyperpriorGanCodec",
 }
 
 #: Candidates of ``--codec auto``, in order of preference for ties: lossy classical codecs.
@@ -134,11 +137,13 @@ def expand_codecs(spec: str, *, bounded: bool = False) -> list[str]:
     """Codec names of a ``--codec`` value: one name, ``auto``, or a comma-separated list.
 
     ``auto`` keeps only the :data:`AUTO_CODECS` whose dependencies are installed, plus the
-    :data:`BOUNDED_AUTO_CODECS` when ``bounded`` (the target bounds max_abs_error).
+    :data:`BOUNDED_AUTO_CODECS` when ``bounded`` (the target bounds max_abs_error); never a
+    generative codec.
     """
     if spec.strip() == "auto":
         names = AUTO_CODECS + (BOUNDED_AUTO_CODECS if bounded else ())
-        return [name for name in names if get_codec(name).available()]
+        # A generative decoder may invent detail: only ever used when named (docs/generative.md).
+        return [name for name in names if not get_codec(name).generative and get_codec(name).available()]
     names = [n.strip() for n in spec.split(",") if n.strip()]
     if not names:
         raise UnknownCodecError("no codec given")

@@ -103,7 +103,7 @@ def test_task_target_beats_every_fixed_setting(tmp_path: Path) -> None:
         dec = _decode(Path(r["dest_uri"]).read_bytes())
         measured = float((_predict(model, images[r["source_key"]]) == _predict(model, dec)).mean())
         assert measured >= TARGET and measured == pytest.approx(r["task_agreement"])
-        assert r["task_miou"] is not None and r["task_model_sha256"] and r["schema_version"] == 2
+        assert r["task_miou"] is not None and r["task_model_sha256"] and r["schema_version"] >= 2
     searched = sum(r["dest_bytes"] for r in ok)
     from recodec.codecs import expand_codecs
 

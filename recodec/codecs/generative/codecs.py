@@ -1,0 +1,160 @@
+"""Codecs whose decoder is generative: the archive keeps a plain stream, the view is restored.
+
+===========================  =======================  ============================================
+codec                        stored stream            decoder
+===========================  =======================  ============================================
+``jpeg-restore``             plain JPEG (any viewer)  JPEG decode -> :class:`.nets.Restorer`
+``hyperprior-diffusion``     the hyperprior's .rclc   integer MSE decode -> :class:`.nets.Restorer`
+``hyperprior-gan``           the hyperprior's .rclc   integer MSE decode -> :class:`.nets.Generator`
+===========================  =======================  ============================================
+
+None of them writes a new format: the encoder is JPEG's or the hyperprior's, and the stored
+bytes decode with the plain codec too (``recodec decode`` shows the plain view unless a
+generative decoder is named).  Their decode is *not* bit-exact (float networks; the result
+may differ in low bits across machines and thread counts), so they declare
+``exact_decode = False`` and ``generative = True``: reconcile re-measures instead of
+re-hashing, the manifest's ``decoder`` column names the decoder, seed and weights, and
+``--codec auto`` never picks them.  Decode-time settings (``steps``, ``seed``, ``realism``)
+are params: recorded in ``codec_params``, applied through :meth:`Codec.decoder_for`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import numpy as np
+
+from recodec.codecs.base import Capabilities, Codec, Param
+from recodec.codecs.generative import decoding as D
+from recodec.codecs.jpeg import JpegCodec
+from recodec.codecs.learned.codec import HyperpriorCodec, LearnedCodec
+from recodec.errors import ConfigError
+
+STEPS = Param("steps", int, 1, "sampler steps: 1 = deterministic mean view, 2..8 = seeded stochastic sampler",
+              tuple(range(1, D.MAX_STEPS + 1)))
+SEED = Param("seed", int, 0, "seed of the decoder's noise (recorded; same seed, same device class, same view)")
+REALISM = Param("realism", float, 1.0, "0 = the MSE decoder's output, 1 = full realism (invented texture)")
+
+
+class GenerativeDecoder(Codec):
+    """Mixin: decode-time settings, the decoder network, and the label the manifest records."""
+
+    exact_decode = False
+    generative = True
+    #: ``weights/<weights_name>.pt``.
+    weights_name: ClassVar[str]
+    #: Registry name of the codec that decodes the stored stream exactly (the plain view).
+    plain_codec: ClassVar[str]
+    #: The params read at decode time (the rest only steer the encoder).
+    decode_params: ClassVar[tuple[str, ...]]
+    settings: dict[str, Any] = {}
+
+    def decoder_for(self, params: dict[str, Any]) -> "GenerativeDecoder":
+        """A copy of this codec that decodes with ``params``' decode-time settings (validated)."""
+        settings = {p.name: params.get(p.name, p.default) for p in self.params if p.name in self.decode_params}
+        if not 0.0 <= float(settings.get("realism", 0.0)) <= 1.0:
+            raise ConfigError(f"{self.name}: realism must be in [0, 1], got {settings['realism']}")
+        other = copy.copy(self)
+        other.settings = settings
+        return other
+
+    def setting(self, name: str) -> Any:
+        """A decode-time setting: the one given to :meth:`decoder_for`, else the param's default."""
+        return self.settings.get(name, next(p.default for p in self.params if p.name == name))
+
+    def net(self) -> tuple[Any, str]:
+        """(network, weights SHA-256) on this process's device."""
+        return D.load_net(self.weights_name, D.pick_device())
+
+    def label(self) -> str:
+        """What the manifest's ``decoder`` column records: decoder, settings, weights, device class."""
+        _, sha = self.net()
+        shown = " ".join(f"{k}={self.setting(k)}" for k in self.decode_params)
+        return f"{self.weights_name} {shown} weights={sha[:16]} device={D.pick_device()}"
+
+    def load(self) -> None:
+        super().load()
+        self.net()  # verify the pin and load the decoder network (CodecError when missing)
+
+    def plain_decode(self, data: bytes) -> np.ndarray:
+        """The stored stream's exact (non-generative) decode: the plain codec's."""
+        return super()._decode(data)  # type: ignore[safe-super]  # the plain codec is next in the MRO
+
+    def _decode(self, data: bytes) -> np.ndarray:
+        return D.on_rgb(self.plain_decode(data), self.generate_rgb)
+
+    def generate_rgb(self, rgb: np.ndarray) -> np.ndarray:
+        """The generative view of a plain (H, W, 3) uint8 decode."""
+        net, _ = self.net()
+        x = D.to_tensor(rgb, D.pick_device())
+        if "realism" in self.decode_params:
+            return D.to_uint8(D.generate(net, x, realism=self.setting("realism"), seed=self.setting("seed")))
+        return D.to_uint8(D.restore(net, x, steps=self.setting("steps"), seed=self.setting("seed")))
+
+    def resolve_params(self, params: dict[str, Any] | None = None, *, quality: float | None = None) -> dict[str, Any]:
+        resolved = super().resolve_params(params, quality=quality)
+        self.decoder_for(resolved)  # range checks of decode-time settings, before any work
+        return resolved
+
+    def sniff(self, data: bytes, /) -> bool:
+        return False  # never chosen by detection: the plain codec claims the stream
+
+
+class JpegRestoreCodec(GenerativeDecoder, JpegCodec):
+    """Plain JPEG in the archive; the view is restored by a conditional denoiser (DCT + diffusion).
+
+    Dataflow::
+
+        encode: pixels -> libjpeg-turbo -> .jpg (readable by every viewer)
+        decode: .jpg -> JPEG decode y -> Restorer F(x_t, y, t), 1..8 steps (seeded) -> restored view
+    """
+
+    name = "jpeg-restore"
+    summary = "plain JPEG stored; decoded view restored by a small conditional denoiser (generative)"
+    capabilities = Capabilities(dtypes=("uint8",), min_bands=1, max_bands=3, lossy=True, lossless=False,
+                                extension=".jpg", tiff_compression=None, band_counts=(1, 3))
+    params = (*JpegCodec.params, STEPS, SEED)
+    weights_name = "restore-jpeg"
+    plain_codec = "jpeg"
+    decode_params = ("steps", "seed")
+
+
+class HyperpriorDiffusionCodec(GenerativeDecoder, HyperpriorCodec):
+    """The hyperprior's stream, decoded by the MSE decoder then a few-step conditional denoiser.
+
+    Dataflow::
+
+        .rclc -> integer decoder -> x_mse -> Restorer F(x_t, x_mse, t), N <= 8 steps, seed -> x
+    """
+
+    name = "hyperprior-diffusion"
+    summary = "hyperprior stream; diffusion decoder conditioned on the MSE reconstruction (generative)"
+    params = (*LearnedCodec.params, Param(**{**STEPS.__dict__, "default": 4}), SEED)
+    weights_name = "diffusion-hyperprior"
+    plain_codec = "hyperprior"
+    decode_params = ("steps", "seed")
+
+
+class HyperpriorGanCodec(GenerativeDecoder, HyperpriorCodec):
+    """The hyperprior's stream, decoded by a generator with a realism knob (HiFiC-style, multi-realism).
+
+    Dataflow::
+
+        .rclc -> integer decoder -> x_mse -> x_mse + realism * R(x_mse, noise(seed), realism) -> x
+    """
+
+    name = "hyperprior-gan"
+    summary = "hyperprior stream; GAN decoder with a realism knob in [0, 1] (generative)"
+    params = (*LearnedCodec.params, REALISM, SEED)
+    weights_name = "gan-hyperprior"
+    plain_codec = "hyperprior"
+    decode_params = ("realism", "seed")
+
+
+#: ``recodec decode --decoder NAME`` / ``--enhance``: the generative codec for a plain stream's codec.
+DECODERS: dict[tuple[str, str], str] = {
+    ("hyperprior", "gan"): "hyperprior-gan",
+    ("hyperprior", "diffusion"): "hyperprior-diffusion",
+    ("jpeg", "enhance"): "jpeg-restore",
+}

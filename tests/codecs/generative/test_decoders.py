@@ -1,0 +1,127 @@
+"""Generative decoders: settings, seeds, realism 0 = MSE decoder, tiling, pinned weights, the HF metric."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from recodec.codecs import get_codec  # noqa: E402
+from recodec.codecs.generative import decoding as D  # noqa: E402
+from recodec.errors import CodecError, ConfigError  # noqa: E402
+
+DEVSET = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "devset"
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    """A real photo crop (synthetic texture when the devset is missing)."""
+    path = DEVSET / "photo_chelsea.png"
+    if path.exists():
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))[100:196, 120:248].copy()
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def hyper_stream(photo: np.ndarray) -> bytes:
+    return get_codec("hyperprior").encode(photo, quality=1, tile=256)
+
+
+def test_gan_realism_zero_is_the_mse_decoder(hyper_stream: bytes) -> None:
+    gan = get_codec("hyperprior-gan")
+    plain = get_codec("hyperprior").decode(hyper_stream)
+    assert np.array_equal(gan.decoder_for({"realism": 0.0}).decode(hyper_stream), plain)
+
+
+def test_same_seed_same_view_and_settings_are_applied(hyper_stream: bytes, photo: np.ndarray) -> None:
+    gan = get_codec("hyperprior-gan")
+    a = gan.decoder_for({"realism": 1.0, "seed": 3}).decode(hyper_stream)
+    assert np.array_equal(a, gan.decoder_for({"realism": 1.0, "seed": 3}).decode(hyper_stream))
+    assert gan.decoder_for({"realism": 0.5, "seed": 3}).label().startswith("gan-hyperprior realism=0.5 seed=3 ")
+    jr = get_codec("jpeg-restore")
+    data = jr.encode(photo, quality=20)
+    mean = jr.decoder_for({"steps": 1, "seed": 1}).decode(data)
+    assert np.array_equal(mean, jr.decoder_for({"steps": 1, "seed": 2}).decode(data))  # mean view: no noise
+    assert "steps=1 seed=1" in jr.decoder_for({"steps": 1, "seed": 1}).label()
+
+
+def test_stochastic_sampler_depends_on_the_seed_only() -> None:
+    torch.manual_seed(0)
+    from recodec.codecs.generative.nets import Restorer
+
+    net = Restorer(8).eval()
+    torch.nn.init.normal_(net.body.out.weight, std=0.05)  # an untrained net would return y unchanged
+    y = torch.rand(1, 3, 40, 36)
+    a, b = D.restore(net, y, steps=3, seed=1), D.restore(net, y, steps=3, seed=1)
+    assert torch.equal(a, b) and not torch.equal(a, D.restore(net, y, steps=3, seed=2))
+    assert torch.equal(D.restore(net, y, steps=1, seed=1), D.restore(net, y, steps=1, seed=9))
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ConfigError, match="realism"):
+        get_codec("hyperprior-gan").decoder_for({"realism": 1.5})
+    with pytest.raises(ConfigError):
+        get_codec("hyperprior-gan").resolve_params({"realism": -0.1})
+    with pytest.raises(ConfigError):
+        get_codec("jpeg-restore").resolve_params({"steps": 9})
+    with pytest.raises(CodecError, match="steps"):
+        D.check_steps(0)
+
+
+def test_tiles_do_not_change_the_result() -> None:
+    torch.manual_seed(0)
+    from recodec.codecs.generative.nets import Generator
+
+    net = Generator(8).eval()
+    torch.nn.init.normal_(net.body.out.weight, std=0.05)
+    x = torch.rand(1, 3, 45, 70)
+    noise = torch.randn(1, 2, 45, 70)
+    r = torch.ones(1)
+    with torch.no_grad():
+        whole = net(x, noise, r)
+        tiled = D.tiled(lambda a, b: net(a, b, r), x, noise, tile=32)
+    assert torch.allclose(whole, tiled, atol=1e-5)
+
+
+def test_tampered_weights_are_refused(tmp_path: Path) -> None:
+    src = D.WEIGHTS_DIR
+    shutil.copy(src / "pins.json", tmp_path / "pins.json")
+    data = bytearray((src / "restore-jpeg.pt").read_bytes())
+    data[-100] ^= 1
+    (tmp_path / "restore-jpeg.pt").write_bytes(bytes(data))
+    with pytest.raises(CodecError, match="pinned"):
+        D.load_net("restore-jpeg", "cpu", tmp_path)
+    assert set(json.loads((src / "pins.json").read_text())) == {
+        "restore-jpeg.pt", "diffusion-hyperprior.pt", "gan-hyperprior.pt"}
+    assert sum((src / name).stat().st_size for name in json.loads((src / "pins.json").read_text())) < 20e6
+
+
+def test_gray_goes_through_rgb_and_back(photo: np.ndarray) -> None:
+    jr = get_codec("jpeg-restore")
+    gray = photo.mean(axis=2).astype(np.uint8)
+    out = jr.decode(jr.encode(gray, quality=30))
+    assert out.shape == (*gray.shape, 1) and out.dtype == np.uint8
+
+
+def test_hf_energy_ratio() -> None:
+    from recodec.hfenergy import BAND_NAMES, hf_energy_ratio
+
+    rng = np.random.default_rng(0)
+    img = np.clip(rng.normal(128, 40, (64, 64, 3)), 0, 255).astype(np.uint8)
+    same = hf_energy_ratio(img, img)
+    assert set(same) == set(BAND_NAMES) and all(abs(v - 1) < 1e-9 for v in same.values())
+    from PIL import Image, ImageFilter
+
+    blurred = np.asarray(Image.fromarray(img).filter(ImageFilter.GaussianBlur(1.5)))
+    assert hf_energy_ratio(img, blurred)["fine"] < 0.3
+    noisy = np.clip(img + rng.normal(0, 30, img.shape), 0, 255).astype(np.uint8)
+    assert hf_energy_ratio(img, noisy)["fine"] > 1.2

@@ -1,0 +1,78 @@
+"""Training of the generative decoders: a few steps, resume, export with pin and model card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from recodec.codecs.generative import training as T  # noqa: E402
+from recodec.codecs.generative.decoding import load_net  # noqa: E402
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> str:
+    from PIL import Image
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        arr = rng.integers(0, 255, (260, 270, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(folder / f"img{i}x.png")
+    return str(folder)
+
+
+def test_restorer_trains_resumes_and_exports(tmp_path: Path, data: str) -> None:
+    out = tmp_path / "run"
+    first = T.train("restore-jpeg", out, data, steps=2, batch=2, crop=32, width=8, bank=2, precision="fp32")
+    assert first["step"] == 2 and (out / "checkpoint.pt").exists() and (out / "pairs-jpeg.npz").exists()
+    second = T.train("restore-jpeg", out, data, steps=3, batch=2, crop=32, width=8, bank=2, precision="fp32")
+    assert second["step"] == 3 and [(s["from_step"], s["to_step"]) for s in second["stages"]] == [(0, 2), (2, 3)]
+    assert second["stages"][1]["pixels"] == 2 * 32 * 32 and second["stages"][1]["device"] == "cpu"
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    digest = T.export("restore-jpeg", out, weights)
+    assert json.loads((weights / "pins.json").read_text()) == {"restore-jpeg.pt": digest}
+    net, sha = load_net("restore-jpeg", "cpu", weights)
+    assert sha == digest and net.width == 8
+    card = T.write_card(weights).read_text()
+    assert digest in card and "| 2 | 2-3 | 2 x 32^2 |" in card
+
+
+def test_gan_steps_move_generator_and_discriminator(tmp_path: Path) -> None:
+    out = tmp_path / "gan"
+    out.mkdir()
+    rng = np.random.default_rng(1)
+    bank = rng.integers(0, 255, (2, T.BANK_SIZE, T.BANK_SIZE, 3), dtype=np.uint8)
+    from recodec.codecs.learned.codec import DEFAULT_WEIGHTS, pinned_sha256
+
+    pin = np.frombuffer(bytes.fromhex(pinned_sha256(DEFAULT_WEIGHTS)), dtype=np.uint8)
+    np.savez(out / "pairs-hyperprior.npz", bank=bank, recon=bank[None] // 2 + 60, weights=pin)
+    parts = T.build("gan-hyperprior", 8, "cpu")
+    before = {k: [p.detach().clone() for p in parts[k].parameters()] for k in ("net", "disc")}
+    arrays = T.load_pairs(out, "unused", "hyperprior", 2)
+    x, y = T.sample_batch(arrays, "hyperprior", 2, 32, rng)
+    logs = T.train_step("gan-hyperprior", parts, T.to_batch(x, "cpu"), T.to_batch(y, "cpu"), "fp32")
+    assert {"loss", "d", "mse", "adv", "fm", "band"} <= set(logs)
+    for k in ("net", "disc"):
+        assert any(not torch.equal(a, b) for a, b in zip(before[k], parts[k].parameters()))
+
+
+def test_recodec_train_model_runs_a_generative_recipe(tmp_path: Path, data: str) -> None:
+    from click.testing import CliRunner
+
+    from recodec.cli import GENERATIVE_MODELS, cli
+
+    assert set(GENERATIVE_MODELS) == set(T.RECIPES)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", data, str(out), "--model", "restore-jpeg", "--steps", "1",
+                                      "--batch-size", "1", "--crop", "32", "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    pins = json.loads((out / "weights" / "pins.json").read_text())
+    assert json.loads(result.output)["sha256"] == pins["restore-jpeg.pt"]
+    assert (out / "weights" / "MODEL_CARD.md").exists()
