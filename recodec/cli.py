@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sys
@@ -95,6 +96,9 @@ def cli() -> None:
 @click.option("--shard-size", type=int,
               help="Images per shard (default 64, fewer for small jobs so that every worker gets one).")
 @workers_opt
+@click.option("--executor", type=click.Choice(["auto", "ray", "local"]),
+              help="Where the workers run: Ray actors, or one worker in this process (local). Default auto: "
+                   "local for a small job (<= 8 images and 64 MiB, no --ray-address), else Ray.")
 @click.option("--gpus-per-worker", type=float, help="GPUs per actor when the cluster has GPUs (default 1).")
 @ray_address_opt
 @click.option("--allow-growth", is_flag=True, default=None, help="Keep outputs larger than their source.")
@@ -118,7 +122,7 @@ def cli() -> None:
 @json_opt
 def run(src: str | None, dst: str | None, codec: str | None, quality: float | None, params: tuple[str, ...],
         target: str | None, bit_depth: int | None, container: str | None, shard_size: int | None,
-        workers: int | None, gpus_per_worker: float | None, ray_address: str | None, allow_growth: bool | None,
+        workers: int | None, executor: str | None, gpus_per_worker: float | None, ray_address: str | None, allow_growth: bool | None,
         copy_unchanged: bool | None, image_timeout: float | None, config_file: str | None, as_json: bool,
         first_frame_only: bool | None, accept_warnings: bool | None, max_image_mb: float | None,
         retry_failed: bool | None, tiff_any_compression: bool | None, cog: bool | None,
@@ -136,7 +140,7 @@ def run(src: str | None, dst: str | None, codec: str | None, quality: float | No
             _file_values(config_file),
             dict(src=src, dst=dst, codec=codec, quality=quality, params=parse_params(params) or None,
                  target=target, bit_depth=bit_depth, container=container, shard_size=shard_size, workers=workers,
-                 gpus_per_worker=gpus_per_worker, ray_address=ray_address, allow_growth=allow_growth,
+                 executor=executor, gpus_per_worker=gpus_per_worker, ray_address=ray_address, allow_growth=allow_growth,
                  copy_unchanged=copy_unchanged, image_timeout_s=image_timeout,
                  first_frame_only=first_frame_only, accept_warnings=accept_warnings,
                  max_image_bytes=int(max_image_mb * 2**20) if max_image_mb else None,
@@ -366,7 +370,25 @@ def main() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    cli(prog_name="recodec")
+    status = [1]  # an uncaught exception exits 1
+
+    def end_now() -> None:
+        # Registered first, so it runs after every other exit handler (Ray, Prefect, temp
+        # files, logging): then the process ends without tearing the interpreter down module
+        # by module, which takes 1-2 s once torch and Prefect are loaded (docs/performance.md).
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe (`| head`) or stream
+                pass
+        os._exit(status[0])
+
+    atexit.register(end_now)
+    try:
+        cli(prog_name="recodec")
+    except SystemExit as exc:  # click always ends this way
+        status[0] = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        raise
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ from prefect import Flow
 
 from recodec.flows.lifecycle import reap_prefect_server
 
-reap_prefect_server()  # a killed driver never leaves its temporary Prefect server running
-
 
 class RedactingFlow(Flow):  # type: ignore[type-arg]
     """A Prefect flow whose recorded parameters never contain storage credentials.
@@ -19,6 +17,14 @@ class RedactingFlow(Flow):  # type: ignore[type-arg]
     storage options can hold S3 keys, so they are replaced by their redacted form there.  The
     run itself still receives the real values.
     """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the flow; a temporary Prefect server it starts gets a reaper (a killed driver leaves none)."""
+        from prefect.settings import PREFECT_API_URL
+
+        if not PREFECT_API_URL.value():  # only then does Prefect start (and import) its server
+            reap_prefect_server()
+        return super().__call__(*args, **kwargs)
 
     def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
         """Prefect's serialisation, with every ``storage_options`` mapping redacted."""
@@ -42,31 +48,3 @@ def redacting_flow(name: str) -> Callable[[Callable[..., Any]], RedactingFlow]:
         return RedactingFlow(fn=fn, name=name, log_prints=False, validate_parameters=False)
 
     return wrap
-
-
-def start_services(ray_address: str | None) -> None:
-    """Start Prefect's local API (when no server is configured) and Ray at the same time.
-
-    Without ``PREFECT_API_URL`` Prefect starts a temporary API server in a subprocess on the
-    first flow call; importing and starting it takes as long as starting Ray, so the two are
-    overlapped here: the server in a thread, Ray in the calling thread.  Both are the same
-    singletons the flow then uses (nothing starts twice).
-    """
-    import threading
-
-    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
-
-    from recodec.tasks.workers import ensure_ray
-
-    thread = None
-    if not PREFECT_API_URL.value() and PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-        def serve() -> None:
-            from prefect.server.api.server import SubprocessASGIServer
-
-            SubprocessASGIServer().start()
-
-        thread = threading.Thread(target=serve, name="recodec-prefect-start", daemon=True)
-        thread.start()
-    ensure_ray(ray_address)
-    if thread is not None:
-        thread.join()

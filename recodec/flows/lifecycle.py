@@ -4,6 +4,11 @@
   it at exit, which a killed driver (SIGKILL, OOM) never reaches.  :func:`reap_prefect_server`
   pairs that server with a tiny *reaper* process that holds the read end of a pipe from the
   driver: when the driver dies, however it dies, the pipe closes and the reaper stops the server.
+* :class:`TemporaryAPI` is ``recodec run``'s own temporary server: the same server process
+  Prefect would start (``uvicorn prefect.server.api.server:create_app``, ephemeral, no UI), but
+  started first thing and waited for only when the flow needs it, so its ~3 s start overlaps the
+  driver's imports, the listing and Ray (or the in-process worker's imports); and the driver never
+  imports Prefect's server code (~1.5 s) itself.  It gets the same reaper.
 * On Ctrl-C, :func:`interruptible` silences the flow's logging (Prefect and Ray would print
   ~120 lines of tracebacks), lets the compress step's ``finally`` stop the actors and release
   this run's shard leases, stops Ray and the temporary server, and exits 130 with one line that
@@ -12,12 +17,16 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -47,6 +56,17 @@ INTERRUPTED = ("interrupted: committed shards are kept and this run's leases rel
                "run the same command again to resume")
 
 
+def _reaper_for(pid: int) -> subprocess.Popen[Any]:
+    """A reaper of the server ``pid``: its stdin stays open for as long as this process lives."""
+    return subprocess.Popen([sys.executable, "-c", _REAPER, str(pid)], stdin=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def _dismiss(reaper: subprocess.Popen[Any] | None) -> None:
+    if reaper is not None and reaper.stdin is not None:
+        reaper.stdin.close()  # the reaper wakes, finds no server, and exits
+
+
 def reap_prefect_server() -> None:
     """Give every temporary Prefect server started from now on a reaper (idempotent)."""
     from prefect.server.api.server import SubprocessASGIServer
@@ -57,23 +77,116 @@ def reap_prefect_server() -> None:
 
     def run_with_reaper(self: Any) -> subprocess.Popen[Any]:
         proc = original(self)
-        reaper = subprocess.Popen([sys.executable, "-c", _REAPER, str(proc.pid)], stdin=subprocess.PIPE,
-                                  start_new_session=True)
-        self._recodec_reaper = reaper  # its stdin stays open for as long as this process lives
+        self._recodec_reaper = _reaper_for(proc.pid)
         return proc
 
     original_stop = SubprocessASGIServer.stop
 
     def stop_and_dismiss(self: Any) -> None:
         original_stop(self)  # waits for the server to exit
-        reaper = getattr(self, "_recodec_reaper", None)
-        if reaper is not None and reaper.stdin is not None:
-            reaper.stdin.close()  # the reaper wakes, finds no server, and exits
-            self._recodec_reaper = None
+        _dismiss(getattr(self, "_recodec_reaper", None))
+        self._recodec_reaper = None
 
     run_with_reaper._recodec_reaped = True  # type: ignore[attr-defined]
     SubprocessASGIServer._run_uvicorn_command = run_with_reaper  # type: ignore[method-assign]
     SubprocessASGIServer.stop = stop_and_dismiss  # type: ignore[method-assign]
+
+
+class TemporaryAPI:
+    """A temporary Prefect API server for this process: started at once, waited for when needed.
+
+    Prefect's own temporary server (``SubprocessASGIServer``), with its command line and
+    settings, but split into :meth:`start` (returns at once) and :meth:`serving` (waits, then
+    points Prefect at it).  Stopped at exit, after Prefect has flushed its events and logs.
+    """
+
+    #: Servers of this process not stopped yet (Ctrl-C stops them at once).
+    live: list["TemporaryAPI"] = []
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[Any] | None = None
+        self.reaper: subprocess.Popen[Any] | None = None
+        self.port = 0
+        self.spawn()
+        TemporaryAPI.live.append(self)
+        atexit.register(self.stop)  # before Prefect registers its flushers: they run first
+
+    @classmethod
+    def start(cls) -> "TemporaryAPI | None":
+        """A started server when Prefect would start a temporary one (no API URL, allowed); else None."""
+        from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+        if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+            return None
+        return cls()
+
+    def spawn(self) -> None:
+        """Start the server process on a free loopback port (and its reaper)."""
+        import prefect
+        from prefect.settings import get_current_settings
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+               "PREFECT__SERVER_FINAL": "1", **get_current_settings().to_environment_variables(exclude_unset=True)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
+             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
+             "--log-level", "error", "--lifespan", "on"], env=env)
+        _dismiss(self.reaper)
+        self.reaper = _reaper_for(self.proc.pid)
+
+    @property
+    def api_url(self) -> str:
+        """The server's API URL."""
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def wait(self) -> None:
+        """Block until the server answers its health check (a taken port: start again on another)."""
+        import httpx
+        from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+        deadline = time.monotonic() + PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                assert self.proc is not None
+                code = self.proc.poll()
+                if code == 3:  # uvicorn: address already in use
+                    self.spawn()
+                elif code is not None:
+                    raise RuntimeError(f"the temporary Prefect server exited with code {code}")
+                try:
+                    if client.get(f"{self.api_url}/health").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.05)
+        raise RuntimeError("timed out waiting for the temporary Prefect server")
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """Wait for the server, and point Prefect at it for the duration."""
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        self.wait()
+        with temporary_settings(updates={PREFECT_API_URL: self.api_url}):
+            yield
+
+    def stop(self) -> None:
+        """Stop the server (and dismiss its reaper)."""
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        _dismiss(self.reaper)
+        self.reaper = None
+        if self in TemporaryAPI.live:
+            TemporaryAPI.live.remove(self)
 
 
 def _stop_everything() -> None:
@@ -85,6 +198,10 @@ def _stop_everything() -> None:
             ray.shutdown()
     except Exception:
         pass
+    for api in list(TemporaryAPI.live):
+        api.stop()
+    if "prefect.server.api.server" not in sys.modules:
+        return  # Prefect never started its own server here
     try:
         from prefect.server.api.server import SubprocessASGIServer
 

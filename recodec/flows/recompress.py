@@ -1,4 +1,4 @@
-"""Prefect flow ``recompress``: list SRC, plan shards, compress them on Ray, summarise.
+"""Prefect flow ``recompress``: list SRC, plan shards, compress them (Ray, or in-process when small), summarise.
 
 It only wires :func:`recodec.job.prepare_job` and the steps of :mod:`recodec.tasks.jobs`.
 Without ``PREFECT_API_URL`` Prefect runs the flow against a temporary local API; with it
@@ -7,18 +7,19 @@ set, runs are recorded on that server (see docs/operations.md).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NONE
 
 from recodec.config import RunConfig, as_run_config
-from recodec.flows import redacting_flow, start_services
+from recodec.flows import redacting_flow
 from recodec.flows.artifacts import publish_summary
+from recodec.flows.lifecycle import TemporaryAPI
 from recodec.job import prepare_job
 from recodec.locations import check_storage
 from recodec.tasks import jobs
-from recodec.tasks.workers import stop_actors
 
 prepare_task = task(prepare_job, name="prepare", cache_policy=NONE)
 check_task = task(check_storage, name="check-src-dst", cache_policy=NONE)
@@ -39,7 +40,7 @@ def recompress(config: RunConfig | dict[str, Any]) -> dict[str, Any]:
         plan = plan_task(job)
         plan, delta = delta_task(job, plan)
     except BaseException:
-        stop_actors(pool)  # a failed listing must not leave the actors running
+        pool.stop()  # a failed listing must not leave the actors running
         raise
     stats = shards_task(job, plan, pool)
     summary = summarize_task(job, stats, delta)
@@ -49,10 +50,12 @@ def recompress(config: RunConfig | dict[str, Any]) -> dict[str, Any]:
 
 def run_checked(config: RunConfig) -> dict[str, Any]:
     """What ``recodec run`` calls: check codec params, target, SRC and DST *before* Prefect starts
-    (a bad option or location is then one line of error, not a flow run's tracebacks), start
-    Prefect's local API and Ray in parallel, then run :func:`recompress`.
+    (a bad option or location is then one line of error, not a flow run's tracebacks), then start
+    Prefect's local API (its own process) and the executor side by side, then run :func:`recompress`.
     """
-    prepare_job(config)
+    job = prepare_job(config)
     check_storage(config)
-    start_services(config.ray_address)
-    return recompress(config)
+    api = TemporaryAPI.start()  # None when a Prefect server is configured
+    config = jobs.start_executor(job)  # Ray, or a small job's in-process worker imports
+    with api.serving() if api is not None else nullcontext():
+        return recompress(config)
