@@ -174,6 +174,9 @@ class ReconcileConfig:
     workers: int = 0
     ray_address: str | None = None
     storage_options: dict[str, Any] = field(default_factory=dict)
+    #: SRC as given to ``recodec run``: where a task re-check reopens sources (by SRC root + key).
+    #: None: each job's SRC as its run recorded it.
+    src: str | None = None
     #: Manifest rows checked per actor call.
     batch_size: int = 64
     #: Local TorchScript file whose task bounds reconcile re-measures (recodec.task).
