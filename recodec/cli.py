@@ -132,8 +132,7 @@ def run(src: str | None, dst: str | None, codec: str | None, quality: float | No
     Re-running the same job processes only new and changed sources (see docs/operations.md).
     """
     from recodec.config import build_config, parse_params
-    from recodec.flows.lifecycle import interruptible
-    from recodec.flows.recompress import run_checked
+    from recodec.flows.lifecycle import interruptible, run_checked
 
     try:
         config = build_config(

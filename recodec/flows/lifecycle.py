@@ -26,8 +26,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from recodec.config import RunConfig
 
 T = TypeVar("T")
 
@@ -109,29 +112,37 @@ class TemporaryAPI:
         self.port = 0
         self.spawn()
         TemporaryAPI.live.append(self)
-        atexit.register(self.stop)  # before Prefect registers its flushers: they run first
+        # Registered before Prefect's own exit handlers, which flush events and logs to this
+        # server: they run first.  The exit does not wait for the server to finish stopping.
+        atexit.register(self.stop, wait=False)
 
     @classmethod
     def start(cls) -> "TemporaryAPI | None":
-        """A started server when Prefect would start a temporary one (no API URL, allowed); else None."""
-        from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+        """A server started now, unless ``PREFECT_API_URL`` is set in the environment (then None).
 
-        if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        Called before Prefect is imported, so Prefect's own settings (a profile may name a
+        server) are checked later, by :meth:`serving`, which stops a server not needed.
+        """
+        if os.environ.get("PREFECT_API_URL"):
             return None
         return cls()
 
     def spawn(self) -> None:
         """Start the server process on a free loopback port (and its reaper)."""
-        import prefect
-        from prefect.settings import get_current_settings
+        import importlib.util
 
+        spec = importlib.util.find_spec("prefect")  # its location, without importing it
+        assert spec is not None and spec.origin is not None, "Prefect is not installed"
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
-        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-               "PREFECT__SERVER_FINAL": "1", **get_current_settings().to_environment_variables(exclude_unset=True)}
+        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        if "prefect.settings" in sys.modules:  # settings made in this process (the server reads the rest itself)
+            from prefect.settings import get_current_settings
+
+            env.update(get_current_settings().to_environment_variables(exclude_unset=True))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
+            [sys.executable, "-m", "uvicorn", "--app-dir", os.path.dirname(os.path.dirname(spec.origin)), "--factory",
              "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
              "--log-level", "error", "--lifespan", "on"], env=env)
         _dismiss(self.reaper)
@@ -166,17 +177,31 @@ class TemporaryAPI:
 
     @contextmanager
     def serving(self) -> Iterator[None]:
-        """Wait for the server, and point Prefect at it for the duration."""
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        """Wait for the server, and point Prefect at it for the duration.
 
+        When Prefect's settings name a server after all (a profile), or forbid temporary ones,
+        this server is stopped and Prefect left as configured.
+        """
+        from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED, temporary_settings
+
+        if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+            self.stop()
+            yield
+            return
         self.wait()
         with temporary_settings(updates={PREFECT_API_URL: self.api_url}):
             yield
 
-    def stop(self) -> None:
-        """Stop the server (and dismiss its reaper)."""
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop the server; with ``wait``, until it is gone (then its reaper is dismissed).
+
+        Without ``wait`` (at exit) the reaper stays: it sees this process end and makes sure
+        the server is gone (SIGTERM, then SIGKILL).
+        """
         if self.proc is not None:
             self.proc.terminate()
+            if not wait:
+                return
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -187,6 +212,28 @@ class TemporaryAPI:
         self.reaper = None
         if self in TemporaryAPI.live:
             TemporaryAPI.live.remove(self)
+
+
+def run_checked(config: "RunConfig") -> dict[str, Any]:
+    """What ``recodec run`` calls: check, start Prefect's API and the executor side by side, run the flow.
+
+    Codec params, target, SRC and DST are checked *before* Prefect starts (a bad option or
+    location is one line of error, not a flow run's tracebacks).  The temporary API's process
+    starts before Prefect is imported here, so its start overlaps that import, the executor's
+    start (Ray, or the in-process worker's imports) and the listing.
+    """
+    from recodec.job import prepare_job
+    from recodec.locations import check_storage
+
+    job = prepare_job(config)
+    check_storage(config)
+    api = TemporaryAPI.start()
+    from recodec.flows import recompress as flow
+    from recodec.tasks.jobs import start_executor
+
+    config = start_executor(job)
+    with api.serving() if api is not None else nullcontext():
+        return flow.recompress(config)
 
 
 def _stop_everything() -> None:

@@ -7,16 +7,14 @@ set, runs are recorded on that server (see docs/operations.md).
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NONE
 
 from recodec.config import RunConfig, as_run_config
-from recodec.flows import redacting_flow
+from recodec.flows.redacting import redacting_flow
 from recodec.flows.artifacts import publish_summary
-from recodec.flows.lifecycle import TemporaryAPI
 from recodec.job import prepare_job
 from recodec.locations import check_storage
 from recodec.tasks import jobs
@@ -46,16 +44,3 @@ def recompress(config: RunConfig | dict[str, Any]) -> dict[str, Any]:
     summary = summarize_task(job, stats, delta)
     publish_summary(summary)
     return summary
-
-
-def run_checked(config: RunConfig) -> dict[str, Any]:
-    """What ``recodec run`` calls: check codec params, target, SRC and DST *before* Prefect starts
-    (a bad option or location is then one line of error, not a flow run's tracebacks), then start
-    Prefect's local API (its own process) and the executor side by side, then run :func:`recompress`.
-    """
-    job = prepare_job(config)
-    check_storage(config)
-    api = TemporaryAPI.start()  # None when a Prefect server is configured
-    config = jobs.start_executor(job)  # Ray, or a small job's in-process worker imports
-    with api.serving() if api is not None else nullcontext():
-        return recompress(config)

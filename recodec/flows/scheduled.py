@@ -13,7 +13,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from recodec.config import ReconcileConfig, as_run_config
-from recodec.flows import redacting_flow
+from recodec.flows.redacting import redacting_flow
 from recodec.flows.artifacts import publish_summary
 from recodec.flows.reconcile import reconcile
 from recodec.flows.recompress import recompress
