@@ -57,7 +57,8 @@ def print_summary(s: dict[str, Any]) -> None:
                f"  SSIM {_fmt(s['mean_ssim'], '.4f')}  MS-SSIM {_fmt(s['mean_ms_ssim'], '.4f')}"
                + (f"  task agreement >= {s['min_task_agreement']:.4f}" if s.get("min_task_agreement") is not None
                   else ""))
-    click.echo(f"time:   startup {s['startup_seconds']:.1f}s  work {s['work_seconds']:.1f}s")
+    click.echo(f"time:   startup {s['startup_seconds']:.1f}s  work {s['work_seconds']:.1f}s"
+               + (f"  ({'in this process' if s.get('executor') == 'local' else 'Ray'})" if s.get("executor") else ""))
     if s.get("shards_uncommitted"):
         click.echo(f"warning: {s['shards_uncommitted']} shard(s) could not be committed; run again to complete")
     for reason, n in (s.get("failure_reasons") or {}).items():

@@ -87,6 +87,8 @@ class RunStats:
     images_done: int = 0
     startup_seconds: float = 0.0
     work_seconds: float = 0.0
+    #: Where the shards ran: "ray" or "local" (this process).
+    executor: str = ""
     errors: list[str] = field(default_factory=list)
     #: Failure reasons with counts and examples, images/s (from :class:`recodec.progress.RunProgress`).
     live: dict[str, Any] = field(default_factory=dict)
@@ -234,6 +236,7 @@ def process_shards(job: Job, summary: PlanSummary, pool: Pool | None = None,
     try:
         pool.ready()  # codec loaded everywhere before timing work
         loop.stats.startup_seconds = seconds_since_process_start()
+        loop.stats.executor = "local" if pool.in_process else "ray"
         t1 = time.perf_counter()
         pool.run("run", loop.todo(), loop.on_result, loop.on_error, queue_per_worker=job.config.queue_per_worker)
         loop.stats.work_seconds = time.perf_counter() - t1
@@ -336,7 +339,7 @@ def summarize(job: Job, stats: RunStats, delta_report: dict[str, Any] | None = N
         shards=stats.shards_total, shards_resumed=stats.shards_resumed, shards_failed=stats.shards_failed,
         shards_uncommitted=stats.shards_uncommitted, shards_leased=stats.shards_leased,
         images_this_run=stats.images_done, startup_seconds=round(stats.startup_seconds, 3),
-        work_seconds=round(stats.work_seconds, 3),
+        work_seconds=round(stats.work_seconds, 3), executor=stats.executor,
         first_errors=stats.errors[:10], delta=delta_report, **stats.live,
     )
     return out

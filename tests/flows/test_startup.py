@@ -39,6 +39,7 @@ def test_in_process_run_matches_ray_and_resumes(sample_archive: Path, tmp_path: 
     local = recompress(_config(src, tmp_path / "local", executor="local"))
     ray = recompress(_config(src, tmp_path / "ray", executor="ray", workers=2))
     assert local["ok"] == ray["ok"] == 3 and local["shards"] == ray["shards"] == 2
+    assert (local["executor"], ray["executor"]) == ("local", "ray")
     on_local, on_ray = _rows(tmp_path / "local"), _rows(tmp_path / "ray")
     assert [{k: r[k] for k in _SAME_WORK + ["job_key", "shard_id"]} for r in on_local] == \
            [{k: r[k] for k in _SAME_WORK + ["job_key", "shard_id"]} for r in on_ray]
@@ -84,6 +85,7 @@ def test_recodec_run_in_a_fresh_process(sample_archive: Path, tmp_path: Path) ->
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout)
     assert summary["ok"] == 3 and 0 < summary["startup_seconds"] and summary["work_seconds"] >= 0
+    assert summary["executor"] == "local"
     assert {r["worker"].split("/")[0] for r in _rows(tmp_path / "out")} == {"local"}
     (sample_archive / "photos" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
     out = subprocess.run(run[:-1] + ["--retry-failed"], env=env, capture_output=True, text=True, timeout=300)
