@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -61,8 +62,9 @@ INTERRUPTED = ("interrupted: committed shards are kept and this run's leases rel
 
 def _reaper_for(pid: int) -> subprocess.Popen[Any]:
     """A reaper of the server ``pid``: its stdin stays open for as long as this process lives."""
+    # Not on this process's stdout/stderr: a reaper outliving it must not hold a caller's pipe open.
     return subprocess.Popen([sys.executable, "-c", _REAPER, str(pid)], stdin=subprocess.PIPE,
-                            start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def _dismiss(reaper: subprocess.Popen[Any] | None) -> None:
@@ -109,6 +111,7 @@ class TemporaryAPI:
     def __init__(self) -> None:
         self.proc: subprocess.Popen[Any] | None = None
         self.reaper: subprocess.Popen[Any] | None = None
+        self.log: Any = None
         self.port = 0
         self.spawn()
         TemporaryAPI.live.append(self)
@@ -141,10 +144,13 @@ class TemporaryAPI:
             from prefect.settings import get_current_settings
 
             env.update(get_current_settings().to_environment_variables(exclude_unset=True))
+        # Its output goes to a file, not to this process's stdout/stderr: a server still stopping
+        # after this process ended must not hold a caller's pipe open; a failed start shows it.
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--app-dir", os.path.dirname(os.path.dirname(spec.origin)), "--factory",
              "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "error", "--lifespan", "on"], env=env)
+             "--log-level", "error", "--lifespan", "on"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
         _dismiss(self.reaper)
         self.reaper = _reaper_for(self.proc.pid)
 
@@ -166,7 +172,9 @@ class TemporaryAPI:
                 if code == 3:  # uvicorn: address already in use
                     self.spawn()
                 elif code is not None:
-                    raise RuntimeError(f"the temporary Prefect server exited with code {code}")
+                    self.log.seek(0)
+                    tail = self.log.read()[-3000:].decode(errors="replace")
+                    raise RuntimeError(f"the temporary Prefect server exited with code {code}:\n{tail}")
                 try:
                     if client.get(f"{self.api_url}/health").status_code == 200:
                         return
