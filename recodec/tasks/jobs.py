@@ -44,8 +44,10 @@ def plan(job: Job) -> PlanSummary:
                   "config": config.public_dict(),
                   "task_model_sha256": job.task_model.sha256 if job.task_model else None},
         storage_options=config.storage_options,
-        # An explicit shard size is used as is; the default one is spread over every worker.
-        spread=1 if config.shard_size else planned_workers(config.workers, config.ray_address),
+        # An explicit shard size is used as is; the default one is spread over every worker
+        # (one worker in this process: one shard).
+        spread=1 if config.shard_size or config.executor == "local" else planned_workers(config.workers,
+                                                                                          config.ray_address),
     )
 
 

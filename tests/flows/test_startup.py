@@ -85,7 +85,7 @@ def test_recodec_run_in_a_fresh_process(sample_archive: Path, tmp_path: Path) ->
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout)
     assert summary["ok"] == 3 and 0 < summary["startup_seconds"] and summary["work_seconds"] >= 0
-    assert summary["executor"] == "local"
+    assert summary["executor"] == "local" and summary["shards"] == 1  # one worker here: one shard
     assert {r["worker"].split("/")[0] for r in _rows(tmp_path / "out")} == {"local"}
     (sample_archive / "photos" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
     out = subprocess.run(run[:-1] + ["--retry-failed"], env=env, capture_output=True, text=True, timeout=300)
