@@ -123,11 +123,11 @@ def cli() -> None:
 @json_opt
 def run(src: str | None, dst: str | None, codec: str | None, quality: float | None, params: tuple[str, ...],
         target: str | None, bit_depth: int | None, container: str | None, shard_size: int | None,
-        workers: int | None, executor: str | None, gpus_per_worker: float | None, ray_address: str | None, allow_growth: bool | None,
-        copy_unchanged: bool | None, image_timeout: float | None, config_file: str | None, as_json: bool,
-        first_frame_only: bool | None, accept_warnings: bool | None, max_image_mb: float | None,
-        retry_failed: bool | None, tiff_any_compression: bool | None, cog: bool | None,
-        task_model: str | None) -> None:
+        workers: int | None, executor: str | None, gpus_per_worker: float | None, ray_address: str | None,
+        allow_growth: bool | None, copy_unchanged: bool | None, image_timeout: float | None,
+        config_file: str | None, as_json: bool, first_frame_only: bool | None, accept_warnings: bool | None,
+        max_image_mb: float | None, retry_failed: bool | None, tiff_any_compression: bool | None,
+        cog: bool | None, task_model: str | None) -> None:
     """Recompress every image under SRC into DST (fsspec URLs: paths, file://, s3://).
 
     Re-running the same job processes only new and changed sources (see docs/operations.md).
@@ -140,7 +140,8 @@ def run(src: str | None, dst: str | None, codec: str | None, quality: float | No
             _file_values(config_file),
             dict(src=src, dst=dst, codec=codec, quality=quality, params=parse_params(params) or None,
                  target=target, bit_depth=bit_depth, container=container, shard_size=shard_size, workers=workers,
-                 executor=executor, gpus_per_worker=gpus_per_worker, ray_address=ray_address, allow_growth=allow_growth,
+                 executor=executor, gpus_per_worker=gpus_per_worker, ray_address=ray_address,
+                 allow_growth=allow_growth,
                  copy_unchanged=copy_unchanged, image_timeout_s=image_timeout,
                  first_frame_only=first_frame_only, accept_warnings=accept_warnings,
                  max_image_bytes=int(max_image_mb * 2**20) if max_image_mb else None,
