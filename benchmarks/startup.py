@@ -74,7 +74,8 @@ def steps(src: str, dst: str, executor: str) -> dict[str, float]:
 def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, dict[str, object], float]:
     """Wall seconds of ``cmd``, its JSON output, and the wall clock when it ended."""
     t = time.perf_counter()
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    # cwd "/": `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, cwd="/")
     wall, end = time.perf_counter() - t, time.time()
     if out.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
