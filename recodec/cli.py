@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sys
@@ -56,7 +57,8 @@ def print_summary(s: dict[str, Any]) -> None:
                f"  SSIM {_fmt(s['mean_ssim'], '.4f')}  MS-SSIM {_fmt(s['mean_ms_ssim'], '.4f')}"
                + (f"  task agreement >= {s['min_task_agreement']:.4f}" if s.get("min_task_agreement") is not None
                   else ""))
-    click.echo(f"time:   startup {s['startup_seconds']:.1f}s  work {s['work_seconds']:.1f}s")
+    click.echo(f"time:   startup {s['startup_seconds']:.1f}s  work {s['work_seconds']:.1f}s"
+               + (f"  ({'in this process' if s.get('executor') == 'local' else 'Ray'})" if s.get("executor") else ""))
     if s.get("shards_uncommitted"):
         click.echo(f"warning: {s['shards_uncommitted']} shard(s) could not be committed; run again to complete")
     for reason, n in (s.get("failure_reasons") or {}).items():
@@ -95,6 +97,9 @@ def cli() -> None:
 @click.option("--shard-size", type=int,
               help="Images per shard (default 64, fewer for small jobs so that every worker gets one).")
 @workers_opt
+@click.option("--executor", type=click.Choice(["auto", "ray", "local"]),
+              help="Where the workers run: Ray actors, or one worker in this process (local). Default auto: "
+                   "local for a small job (<= 8 images and 64 MiB, no --ray-address), else Ray.")
 @click.option("--gpus-per-worker", type=float, help="GPUs per actor when the cluster has GPUs (default 1).")
 @ray_address_opt
 @click.option("--allow-growth", is_flag=True, default=None, help="Keep outputs larger than their source.")
@@ -118,25 +123,25 @@ def cli() -> None:
 @json_opt
 def run(src: str | None, dst: str | None, codec: str | None, quality: float | None, params: tuple[str, ...],
         target: str | None, bit_depth: int | None, container: str | None, shard_size: int | None,
-        workers: int | None, gpus_per_worker: float | None, ray_address: str | None, allow_growth: bool | None,
-        copy_unchanged: bool | None, image_timeout: float | None, config_file: str | None, as_json: bool,
-        first_frame_only: bool | None, accept_warnings: bool | None, max_image_mb: float | None,
-        retry_failed: bool | None, tiff_any_compression: bool | None, cog: bool | None,
-        task_model: str | None) -> None:
+        workers: int | None, executor: str | None, gpus_per_worker: float | None, ray_address: str | None,
+        allow_growth: bool | None, copy_unchanged: bool | None, image_timeout: float | None,
+        config_file: str | None, as_json: bool, first_frame_only: bool | None, accept_warnings: bool | None,
+        max_image_mb: float | None, retry_failed: bool | None, tiff_any_compression: bool | None,
+        cog: bool | None, task_model: str | None) -> None:
     """Recompress every image under SRC into DST (fsspec URLs: paths, file://, s3://).
 
     Re-running the same job processes only new and changed sources (see docs/operations.md).
     """
     from recodec.config import build_config, parse_params
-    from recodec.flows.lifecycle import interruptible
-    from recodec.flows.recompress import run_checked
+    from recodec.flows.lifecycle import interruptible, run_checked
 
     try:
         config = build_config(
             _file_values(config_file),
             dict(src=src, dst=dst, codec=codec, quality=quality, params=parse_params(params) or None,
                  target=target, bit_depth=bit_depth, container=container, shard_size=shard_size, workers=workers,
-                 gpus_per_worker=gpus_per_worker, ray_address=ray_address, allow_growth=allow_growth,
+                 executor=executor, gpus_per_worker=gpus_per_worker, ray_address=ray_address,
+                 allow_growth=allow_growth,
                  copy_unchanged=copy_unchanged, image_timeout_s=image_timeout,
                  first_frame_only=first_frame_only, accept_warnings=accept_warnings,
                  max_image_bytes=int(max_image_mb * 2**20) if max_image_mb else None,
@@ -397,7 +402,25 @@ def main() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    cli(prog_name="recodec")
+    status = [1]  # an uncaught exception exits 1
+
+    def end_now() -> None:
+        # Registered first, so it runs after every other exit handler (Ray, Prefect, temp
+        # files, logging): then the process ends without tearing the interpreter down module
+        # by module, which takes 1-2 s once torch and Prefect are loaded (docs/performance.md).
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe (`| head`) or stream
+                pass
+        os._exit(status[0])
+
+    atexit.register(end_now)
+    try:
+        cli(prog_name="recodec")
+    except SystemExit as exc:  # click always ends this way
+        status[0] = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        raise
 
 
 if __name__ == "__main__":

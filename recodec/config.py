@@ -48,6 +48,12 @@ class RunConfig:
     #: GPUs requested per actor when the cluster has GPUs (ignored on CPU-only clusters).
     gpus_per_worker: float = 1.0
     ray_address: str | None = None
+    #: Where the workers run: "ray" (actors), "local" (one worker in this process: no Ray to
+    #: start or stop) or "auto": local for a small job -- at most ``local_max_images`` sources
+    #: totalling at most 64 MiB, no ``ray_address``, Ray not already running here -- else Ray.
+    executor: str = "auto"
+    #: The most sources "auto" runs in this process (0: always Ray).
+    local_max_images: int = 8
     #: Shards queued per actor beyond the one it is working on (bounds driver and object-store memory).
     queue_per_worker: int = 1
     max_pixels: int = 400_000_000
@@ -94,6 +100,12 @@ class RunConfig:
             raise ConfigError("workers must be >= 0")
         if self.gpus_per_worker < 0:
             raise ConfigError("gpus_per_worker must be >= 0")
+        if self.executor not in {"auto", "ray", "local"}:
+            raise ConfigError(f"executor must be auto, ray or local, got {self.executor!r}")
+        if self.executor == "local" and self.ray_address:
+            raise ConfigError("executor local runs in this process: it cannot use ray_address")
+        if self.local_max_images < 0:
+            raise ConfigError("local_max_images must be >= 0")
         if self.max_image_bytes < 1:
             raise ConfigError("max_image_bytes must be >= 1")
         if self.container not in {"auto", "raw", "geotiff"}:
@@ -162,6 +174,9 @@ class ReconcileConfig:
     workers: int = 0
     ray_address: str | None = None
     storage_options: dict[str, Any] = field(default_factory=dict)
+    #: SRC as given to ``recodec run``: where a task re-check reopens sources (by SRC root + key).
+    #: None: each job's SRC as its run recorded it.
+    src: str | None = None
     #: Manifest rows checked per actor call.
     batch_size: int = 64
     #: Local TorchScript file whose task bounds reconcile re-measures (recodec.task).

@@ -204,11 +204,12 @@ class Pipeline:
         target, target_columns = image_target(self.job.target, image.array, image.nodata)
         if on_read is not None:
             on_read(image, target_columns)
-        cog = self.job.config.cog
-        #: COG outputs by default for COG sources (GeoTIFF container only).
-        self.cog = is_cog(source) if cog is None else cog
+        # COG outputs by default for COG sources (GeoTIFF container only).  Decided per image and
+        # passed down, never kept on the pipeline: one image cannot set the next one's layout.
+        cog = is_cog(source) if config.cog is None else config.cog
         judge = self.task_judge(image)
-        enc = self.search(image, target, judge) if target is not None else self.encode(image, source)
+        enc = (self.search(image, target, judge, cog=cog) if target is not None
+               else self.encode(image, source, cog=cog))
         if judge is not None and enc.task is None:
             enc.task = judge(enc.decoded)
         if enc.codec.generative:
@@ -220,8 +221,11 @@ class Pipeline:
                            dest_sha256=dest_sha256, decoded_sha256=decoded_sha256, read_seconds=read_seconds,
                            hash_seconds=time.perf_counter() - t1, kept=kept)
 
-    def encode(self, image: Image, source: bytes) -> Encoded:
-        """Encode with the job's fixed params (or losslessly transcode the source), decode once, measure."""
+    def encode(self, image: Image, source: bytes, *, cog: bool = False) -> Encoded:
+        """Encode with the job's fixed params (or losslessly transcode the source), decode once, measure.
+
+        ``cog``: lay a GeoTIFF output out as a cloud-optimised GeoTIFF.
+        """
         (name, params), = self.job.params.items()
         codec = self.codecs[name]
         container = choose_container(image, codec, self.job.container,
@@ -235,7 +239,7 @@ class Pipeline:
             params = {**params, "transcoded_from": image.format}
         else:
             # the requested container: "auto" may fall back to raw when a GeoTIFF would move the mask
-            payload = encode_output(image, codec, params, container=self.job.container, cog=self.cog,
+            payload = encode_output(image, codec, params, container=self.job.container, cog=cog,
                                     any_tiff_compression=self.job.config.tiff_any_compression)
         t1 = time.perf_counter()
         decoded = decode_output(payload, codec=codec.decoder_for(params))
@@ -251,11 +255,11 @@ class Pipeline:
         return self.task.judge(image.array, image.nodata) if self.task is not None else None
 
     def search(self, image: Image, target: "Target",
-               judge: Callable[[np.ndarray], dict[str, Any]] | None = None) -> Encoded:
+               judge: Callable[[np.ndarray], dict[str, Any]] | None = None, *, cog: bool = False) -> Encoded:
         """Smallest encoding meeting the job's target, over every candidate codec's knob.
 
-        Each attempt encodes into the real output container and decodes it once; the
-        winner's decoded array and metrics are reused (no second decode).
+        Each attempt encodes into the real output container (a COG layout with ``cog``) and
+        decodes it once; the winner's decoded array and metrics are reused (no second decode).
         """
         from recodec.target import codec_candidate, search_codecs
 
@@ -270,7 +274,7 @@ class Pipeline:
                 codec, image.array, params=self.job.params[name], bit_depth=self.bit_depth(image),
                 nodata=image.nodata, device=self.device, max_error=exact,
                 encoder=timer.wrap("encode", lambda arr, p, c=codec: encode_output(
-                    image, c, p, container=self.job.container, cog=self.cog,
+                    image, c, p, container=self.job.container, cog=cog,
                     any_tiff_compression=self.job.config.tiff_any_compression)),
                 decoder=timer.wrap("decode", lambda data, c=codec.decoder_for(self.job.params[name]):
                                    decode_output(data, codec=c)),

@@ -73,3 +73,25 @@ def test_every_stage_is_timed() -> None:
     for name in ("read_seconds", "encode_seconds", "decode_seconds", "metrics_seconds", "hash_seconds"):
         assert cols[name] is not None and cols[name] >= 0, name
     assert cols["metrics_seconds"] > 0
+
+
+def test_one_image_cannot_change_the_next_ones_cog_layout(tmp_path: Path) -> None:
+    """The COG decision belongs to its image: another image processed on the same pipeline meanwhile
+    (the previous image's abandoned thread finishing, say) must not change this one's layout."""
+    from recodec.formats.cog import is_cog
+    from recodec.pipeline import Pipeline
+
+    cog_source = (SAMPLES / "aerial" / "aerial_cogeo_jpeg.tif").read_bytes()
+    plain_source = (SAMPLES / "landsat" / "l7_RGB.byte.tif").read_bytes()
+    pipe = Pipeline(prepare_job(RunConfig(src=str(SAMPLES), dst=str(tmp_path), codec="zstd-tiff").validate()))
+    judge = pipe.task_judge
+    others: list[bytes] = []
+
+    def plain_image_meanwhile(image: object) -> None:  # runs after the COG decision, before the encode
+        pipe.task_judge = judge
+        others.append(pipe.process(plain_source).encoded.payload)
+        return None
+
+    pipe.task_judge = plain_image_meanwhile  # type: ignore[method-assign]
+    payload = pipe.process(cog_source).encoded.payload
+    assert not is_cog(others[0]) and is_cog(payload)

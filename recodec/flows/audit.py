@@ -6,7 +6,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from recodec.config import AuditConfig
-from recodec.flows import redacting_flow
+from recodec.flows.redacting import redacting_flow
 from recodec.tasks import audit as aud
 
 audit_task = task(aud.audit, name="check-invariants", cache_policy=NONE)

@@ -1,4 +1,4 @@
-"""Prefect flow ``recompress``: list SRC, plan shards, compress them on Ray, summarise.
+"""Prefect flow ``recompress``: list SRC, plan shards, compress them (Ray, or in-process when small), summarise.
 
 It only wires :func:`recodec.job.prepare_job` and the steps of :mod:`recodec.tasks.jobs`.
 Without ``PREFECT_API_URL`` Prefect runs the flow against a temporary local API; with it
@@ -13,12 +13,11 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from recodec.config import RunConfig, as_run_config
-from recodec.flows import redacting_flow, start_services
+from recodec.flows.redacting import redacting_flow
 from recodec.flows.artifacts import publish_summary
 from recodec.job import prepare_job
 from recodec.locations import check_storage
 from recodec.tasks import jobs
-from recodec.tasks.workers import stop_actors
 
 prepare_task = task(prepare_job, name="prepare", cache_policy=NONE)
 check_task = task(check_storage, name="check-src-dst", cache_policy=NONE)
@@ -39,20 +38,9 @@ def recompress(config: RunConfig | dict[str, Any]) -> dict[str, Any]:
         plan = plan_task(job)
         plan, delta = delta_task(job, plan)
     except BaseException:
-        stop_actors(pool)  # a failed listing must not leave the actors running
+        pool.stop()  # a failed listing must not leave the actors running
         raise
     stats = shards_task(job, plan, pool)
     summary = summarize_task(job, stats, delta)
     publish_summary(summary)
     return summary
-
-
-def run_checked(config: RunConfig) -> dict[str, Any]:
-    """What ``recodec run`` calls: check codec params, target, SRC and DST *before* Prefect starts
-    (a bad option or location is then one line of error, not a flow run's tracebacks), start
-    Prefect's local API and Ray in parallel, then run :func:`recompress`.
-    """
-    prepare_job(config)
-    check_storage(config)
-    start_services(config.ray_address)
-    return recompress(config)

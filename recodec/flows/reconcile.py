@@ -8,7 +8,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from recodec.config import ReconcileConfig
-from recodec.flows import redacting_flow
+from recodec.flows.redacting import redacting_flow
 from recodec.tasks import reconcile as rec
 
 verify_task = task(rec.verify, name="verify-outputs", cache_policy=NONE)

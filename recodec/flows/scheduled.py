@@ -13,7 +13,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from recodec.config import ReconcileConfig, as_run_config
-from recodec.flows import redacting_flow
+from recodec.flows.redacting import redacting_flow
 from recodec.flows.artifacts import publish_summary
 from recodec.flows.reconcile import reconcile
 from recodec.flows.recompress import recompress
@@ -37,7 +37,7 @@ def storage_job(config: dict[str, Any], report_html: str | None = None, prefix_l
 
     run_config = as_run_config(config)
     summary = recompress(run_config)
-    verdicts = reconcile(ReconcileConfig(dst=run_config.dst, workers=reconcile_workers,
+    verdicts = reconcile(ReconcileConfig(dst=run_config.dst, src=run_config.src, workers=reconcile_workers,
                                          ray_address=run_config.ray_address,
                                          storage_options=run_config.storage_options))
     html = report_task(run_config.dst, report_html or default_report_path(run_config.dst, run_config.storage_options),

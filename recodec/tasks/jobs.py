@@ -2,29 +2,35 @@
 
 Each step is a plain function taking the :class:`~recodec.job.Job` made once by
 :func:`recodec.job.prepare_job`; :mod:`recodec.flows.recompress` wraps them as Prefect tasks.
+The shards go to Ray actors, or, for a small job (:func:`choose_executor`), to the same
+:class:`~recodec.tasks.shard.ShardWorker` in this process: same work, rows, parts and commits.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from recodec.config import DEFAULT_SHARD_SIZE
+from recodec.config import DEFAULT_SHARD_SIZE, RunConfig
 from recodec.job import Job
 from recodec.layout import manifest_job_dir, manifest_part_path
 from recodec.manifest import MANIFEST_SCHEMA, PartSink, to_table
 from recodec.storage import scrub, url_to_fs
 from recodec.tasks.lease import release_run_leases, shard_lease
 from recodec.tasks.naming import job_naming
-from recodec.tasks.planning import PlanSummary, Shard, iter_shards, plan_job
+from recodec.tasks.planning import PlanSummary, Shard, iter_listing, iter_shards, plan_job
 from recodec.tasks.shard import ShardResult, ShardWorker, lost_shard_rows
-from recodec.tasks.workers import ensure_ray, run_bounded, start_actors, stop_actors
+from recodec.tasks.workers import Pool, ensure_ray
 
 Progress = Callable[[str], None]
 _IMPORTED_AT = time.time()
+#: "auto" runs a job in this process only when its sources total at most this many bytes.
+LOCAL_MAX_BYTES = 64 * 2**20
 
 
 def plan(job: Job) -> PlanSummary:
@@ -38,8 +44,10 @@ def plan(job: Job) -> PlanSummary:
                   "config": config.public_dict(),
                   "task_model_sha256": job.task_model.sha256 if job.task_model else None},
         storage_options=config.storage_options,
-        # An explicit shard size is used as is; the default one is spread over every worker.
-        spread=1 if config.shard_size else planned_workers(config.workers, config.ray_address),
+        # An explicit shard size is used as is; the default one is spread over every worker
+        # (one worker in this process: one shard).
+        spread=1 if config.shard_size or config.executor == "local" else planned_workers(config.workers,
+                                                                                          config.ray_address),
     )
 
 
@@ -81,6 +89,8 @@ class RunStats:
     images_done: int = 0
     startup_seconds: float = 0.0
     work_seconds: float = 0.0
+    #: Where the shards ran: "ray" or "local" (this process).
+    executor: str = ""
     errors: list[str] = field(default_factory=list)
     #: Failure reasons with counts and examples, images/s (from :class:`recodec.progress.RunProgress`).
     live: dict[str, Any] = field(default_factory=dict)
@@ -164,36 +174,76 @@ class _ShardLoop:
         self.live.shard(failed=len(rows), errors=[f"{r['source_key']}: {r['error']}" for r in rows])
 
 
-def start_pool(job: Job) -> list[Any]:
-    """Start Ray and the job's actors without waiting for them.
+def choose_executor(config: RunConfig) -> str:
+    """"ray" or "local" for this job: ``config.executor``, or for "auto" the small-job rule.
+
+    A small job (at most ``local_max_images`` sources, at most :data:`LOCAL_MAX_BYTES`) runs in
+    this process when no Ray cluster is given and Ray is not running here yet: starting Ray, its
+    actors and stopping them costs several seconds, more than such a job's work on one worker.
+    Only the first ``local_max_images + 1`` sources are listed to decide.
+    """
+    if config.executor != "auto":
+        return config.executor
+    ray = sys.modules.get("ray")
+    if config.ray_address or config.local_max_images == 0 or (ray is not None and ray.is_initialized()):
+        return "ray"
+    listing = iter_listing(config.src, config.dst, tuple(config.extensions), config.storage_options)
+    head = list(itertools.islice(listing, config.local_max_images + 1))
+    small = len(head) <= config.local_max_images and sum(o.size for o in head) <= LOCAL_MAX_BYTES
+    return "local" if small else "ray"
+
+
+def start_executor(job: Job) -> RunConfig:
+    """Decide the executor and start what it needs: Ray, or the in-process worker's imports.
+
+    Called while Prefect's API starts in its own process, so either overlaps it.  Returns the
+    job's config with the executor decided, so the flow does not list SRC again to decide.
+    """
+    import dataclasses
+
+    executor = choose_executor(job.config)
+    if executor == "ray":
+        ensure_ray(job.config.ray_address)
+    else:
+        import torch  # noqa: F401  (the metrics' library: most of a worker's import time)
+
+        from recodec.codecs import get_codec
+
+        for name in job.params:
+            get_codec(name)  # its module and library; loaded by the worker itself
+    return dataclasses.replace(job.config, executor=executor)
+
+
+def start_pool(job: Job) -> Pool:
+    """Start the job's workers without waiting for Ray's: actors, or one worker in this process.
 
     Called before planning, so each actor's start (a process, its imports, its codecs) overlaps
     the listing of SRC instead of following it.
     """
+    if choose_executor(job.config) == "local":
+        return Pool.local(ShardWorker, (job,))
     ensure_ray(job.config.ray_address)
-    return start_actors(ShardWorker, (job,), job.config.workers, job.config.gpus_per_worker)
+    return Pool.start(ShardWorker, (job,), job.config.workers, job.config.gpus_per_worker)
 
 
-def process_shards(job: Job, summary: PlanSummary, actors: list[Any] | None = None,
+def process_shards(job: Job, summary: PlanSummary, pool: Pool | None = None,
                    progress: Progress | None = None) -> RunStats:
-    """Process every uncommitted shard on a pool of Ray actors (started here if not given), commit parts.
+    """Process every uncommitted shard on the job's workers (started here if not given), commit parts.
 
-    The actors are stopped at the end.  ``startup_seconds`` runs from this process's start to
-    the moment every actor is ready (imports, Prefect, Ray, listing, planning, codec loads).
+    The workers are stopped at the end.  ``startup_seconds`` runs from this process's start to
+    the moment every worker is ready (imports, Prefect, Ray, listing, planning, codec loads).
     """
     loop = _ShardLoop(job, summary, progress)
-    actors = actors if actors is not None else start_pool(job)
+    pool = pool if pool is not None else start_pool(job)
     try:
-        import ray
-
-        ray.get([a.name.remote() for a in actors])  # codec loaded everywhere before timing work
+        pool.ready()  # codec loaded everywhere before timing work
         loop.stats.startup_seconds = seconds_since_process_start()
+        loop.stats.executor = "local" if pool.in_process else "ray"
         t1 = time.perf_counter()
-        run_bounded(actors, loop.todo(), lambda a, s: a.run.remote(s), loop.on_result, loop.on_error,
-                    queue_per_worker=job.config.queue_per_worker)
+        pool.run("run", loop.todo(), loop.on_result, loop.on_error, queue_per_worker=job.config.queue_per_worker)
         loop.stats.work_seconds = time.perf_counter() - t1
     finally:
-        stop_actors(actors)
+        pool.stop()
         loop.live.close()
         # A stopped driver's shards are free for the next run at once.
         release_run_leases(loop.dst_fs, loop.dst_root, job.job_key, job.run_id)
@@ -291,7 +341,7 @@ def summarize(job: Job, stats: RunStats, delta_report: dict[str, Any] | None = N
         shards=stats.shards_total, shards_resumed=stats.shards_resumed, shards_failed=stats.shards_failed,
         shards_uncommitted=stats.shards_uncommitted, shards_leased=stats.shards_leased,
         images_this_run=stats.images_done, startup_seconds=round(stats.startup_seconds, 3),
-        work_seconds=round(stats.work_seconds, 3),
+        work_seconds=round(stats.work_seconds, 3), executor=stats.executor,
         first_errors=stats.errors[:10], delta=delta_report, **stats.live,
     )
     return out

@@ -39,9 +39,9 @@ from recodec.digest import pixel_sha256, sha256_hex
 from recodec.config import ReconcileConfig
 from recodec.errors import library_message
 from recodec.job import new_run_id
-from recodec.layout import reconcile_part_path
+from recodec.layout import job_info_path, reconcile_part_path
 from recodec.manifest import RECONCILE_SCHEMA, SCHEMA_VERSION, PartSink, iter_batches, newest_per, read_manifest, to_table
-from recodec.storage import full_url, scrub, url_to_fs
+from recodec.storage import full_url, join, scrub, url_to_fs
 from recodec.tasks.keep import verify_kept
 from recodec.tasks.outputs import collisions, dest_path
 from recodec.vocabulary import bounded_values
@@ -90,11 +90,24 @@ def _target_verdict(row: dict[str, Any], remeasured: dict[str, Any] | None = Non
     return f"{what} metrics {json.dumps(shown, default=str)} do not meet target {row['target']}"
 
 
-def _read_source(row: dict[str, Any], storage_options: dict[str, Any] | None) -> tuple[bytes | None, str]:
-    """(the row's source bytes, "") or (None, why not): gone, unreadable or a different size."""
-    fs, path = url_to_fs(row["source_uri"], storage_options)
+def _read_source(row: dict[str, Any], storage_options: dict[str, Any] | None,
+                 src: str | None = None) -> tuple[bytes | None, str]:
+    """(the row's source bytes, "") or (None, why not): gone, unreadable or a different size.
+
+    The source is reopened as the run read it: the SRC root (``src``; default: the row's
+    ``source_uri`` less its key) joined with the row's key.  The key is never parsed as a URL,
+    so a key with ``::``, ``?`` or ``#`` is still that object.
+    """
+    from recodec.errors import RecodecError
+
+    key = row["source_key"]
+    if src is None:
+        src = row["source_uri"][: len(row["source_uri"]) - len(key) - 1]
     try:
-        source = fs.cat_file(path)
+        fs, root = url_to_fs(src, storage_options)
+        source = fs.cat_file(join(root, key))
+    except RecodecError as exc:  # an unsafe key
+        return None, str(exc)
     except OSError as exc:
         return None, f"source unreadable: {type(exc).__name__}: {exc}"
     if len(source) != row["source_bytes"]:
@@ -112,13 +125,14 @@ def decode_check(row: dict[str, Any]) -> str:
         return "decoded_sha256"
 
 
-def _metrics_recheck(row: dict[str, Any], decoded: Any, storage_options: dict[str, Any] | None) -> str | None:
+def _metrics_recheck(row: dict[str, Any], decoded: Any, storage_options: dict[str, Any] | None,
+                     src: str | None = None) -> str | None:
     """For an inexact decoder: re-measure against the source; a detail when outside the tolerance."""
     from recodec.codecs.generative.decoding import pick_device
     from recodec.formats.source import read_image
     from recodec.metrics import compute_metrics
 
-    source, why = _read_source(row, storage_options)
+    source, why = _read_source(row, storage_options, src)
     if source is None:
         return f"cannot re-measure the inexact decode: {why}"
     image = read_image(source, options=_AS_RECORDED)
@@ -141,13 +155,13 @@ def _metrics_recheck(row: dict[str, Any], decoded: Any, storage_options: dict[st
             + json.dumps({k: v[0 if same else 1] for k, v in INEXACT_TOLERANCE.items()}))
 
 
-def _task_recheck(row: dict[str, Any], decoded: Any, task: Any,
-                  storage_options: dict[str, Any] | None) -> tuple[str, str] | None:
-    """Re-run the task model on the row's source and on ``decoded``; a verdict when it fails."""
+def _task_recheck(row: dict[str, Any], decoded: Any, task: Any, storage_options: dict[str, Any] | None,
+                  src: str | None = None) -> tuple[str, str] | None:
+    """Re-run the task model on the row's source (see :func:`_read_source`) and on ``decoded``."""
     from recodec.errors import RecodecError
     from recodec.formats.source import read_image
 
-    source, why = _read_source(row, storage_options)
+    source, why = _read_source(row, storage_options, src)
     if source is None:
         return "task_model_error", f"cannot re-run the task model: {why}"
     try:
@@ -161,11 +175,11 @@ def _task_recheck(row: dict[str, Any], decoded: Any, task: Any,
 
 
 def check_row(row: dict[str, Any], storage_options: dict[str, Any] | None = None,
-              dst: str | None = None, task: Any = None) -> tuple[str, str]:
+              dst: str | None = None, task: Any = None, src: str | None = None) -> tuple[str, str]:
     """Check one manifest row against the DST at ``dst`` (default: its recorded ``dest_uri``).
 
     Returns ``(verdict, detail)``.  ``task`` (a loaded :class:`recodec.task.model.TaskModel`)
-    re-measures the task metrics.
+    re-measures the task metrics on the source under the SRC root ``src`` (default: from the row).
     """
     from recodec.container import decode_output
     from recodec.formats.source import read_image
@@ -194,7 +208,7 @@ def check_row(row: dict[str, Any], storage_options: dict[str, Any] | None = None
     except Exception as exc:
         return "decode_failed", f"{library_message(exc)}"
     if decode_check(row) == "metrics":
-        off = _metrics_recheck(row, decoded, storage_options)
+        off = _metrics_recheck(row, decoded, storage_options, src)
         if off:
             return "metrics_mismatch", off
     elif (got := pixel_sha256(decoded)) != row["decoded_sha256"]:
@@ -206,7 +220,7 @@ def check_row(row: dict[str, Any], storage_options: dict[str, Any] | None = None
     if detail:
         return "target_not_met", detail
     if task is not None and row.get("status") == "ok" and row.get("container") != "copy":
-        failed = _task_recheck(row, decoded, task, storage_options)
+        failed = _task_recheck(row, decoded, task, storage_options, src)
         if failed:
             return failed
     return "ok", ""
@@ -216,10 +230,12 @@ class ReconcileWorker:
     """Ray actor body: checks batches of rows; a fresh actor per reconcile, so never the encoder."""
 
     def __init__(self, check_id: str, storage_options: dict[str, Any], dst: str | None = None,
-                 task_model: Any = None) -> None:
+                 task_model: Any = None, sources: dict[str, str] | None = None) -> None:
         self.check_id = check_id
         self.storage_options = storage_options
         self.dst = dst
+        #: SRC root of each job (by job key) that a task re-check reopens sources under.
+        self.sources = sources or {}
         self.worker = worker_name()
         self.task: Any = None
         self.task_error: str | None = None
@@ -241,7 +257,8 @@ class ReconcileWorker:
                 if self.task_error and row.get("status") == "ok":
                     verdict, detail = "task_model_error", self.task_error
                 else:
-                    verdict, detail = check_row(row, self.storage_options, self.dst, self.task)
+                    verdict, detail = check_row(row, self.storage_options, self.dst, self.task,
+                                                src=self.sources.get(row["job_key"]))
             except Exception as exc:  # storage errors after retries: report, do not crash
                 verdict, detail = "missing", f"unreadable: {library_message(exc)}"
             out.append({
@@ -296,7 +313,9 @@ def verify(config: ReconcileConfig) -> dict[str, Any]:
 
     if rows.num_rows:
         ensure_ray(config.ray_address)
-        actors = start_actors(ReconcileWorker, (check_id, storage_options, config.dst, model), config.workers, 0)
+        roots = job_sources(config, rows.column("job_key").unique().to_pylist()) if model else {}
+        actors = start_actors(ReconcileWorker, (check_id, storage_options, config.dst, model, roots),
+                              config.workers, 0)
         try:
             run_bounded(actors, iter_batches(rows, config.batch_size),
                         lambda a, b: a.check.remote(b.to_pylist()), on_result, on_error)
@@ -306,6 +325,20 @@ def verify(config: ReconcileConfig) -> dict[str, Any]:
     return {"check_id": check_id, "checked": rows.num_rows, "verdicts": counts,
             "ok": counts.get("ok", 0) == rows.num_rows and not unreadable, "failures": failures,
             "unreadable_parts": unreadable}
+
+
+def job_sources(config: ReconcileConfig, job_keys: list[str]) -> dict[str, str]:
+    """The SRC root of each job: ``config.src`` when given, else the one its run recorded."""
+    if config.src:
+        return dict.fromkeys(job_keys, config.src)
+    fs, root = url_to_fs(config.dst, config.storage_options)
+    roots = {}
+    for key in job_keys:
+        try:
+            roots[key] = json.loads(fs.cat_file(job_info_path(root, key)))["config"]["src"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # no record (an older job): the row's source_uri gives its root
+    return roots
 
 
 def mark_collisions(rows: pa.Table, dst: str, storage_options: dict[str, Any] | None) -> pa.Table:

@@ -34,7 +34,7 @@ from recodec.storage import WriteGate, atomic_write, etag_of, flush, full_url, j
 from recodec.tasks.keep import write_sidecar
 from recodec.tasks.lease import ShardLease, shard_lease
 from recodec.tasks.planning import PlanItem, Shard, copy_key
-from recodec.tasks.workers import limit_threads, pick_device, worker_name
+from recodec.tasks.workers import limit_threads, local_worker_name, pick_device, worker_name
 from recodec.vocabulary import BOUNDED, finite
 
 
@@ -341,11 +341,16 @@ class ShardResult:
 
 
 class ShardWorker:
-    """Ray actor body: holds one :class:`ShardContext` (codecs loaded once) and processes shards."""
+    """Ray actor body: holds one :class:`ShardContext` (codecs loaded once) and processes shards.
 
-    def __init__(self, job: Job) -> None:
-        limit_threads()
-        self.ctx = ShardContext(job, worker=worker_name(), device=pick_device())
+    ``in_process``: the same body in the driver for a small job (:class:`recodec.tasks.workers.Pool`),
+    given one CPU's threads like an actor (torch's default, one per core, oversubscribes a busy node).
+    """
+
+    def __init__(self, job: Job, *, in_process: bool = False) -> None:
+        limit_threads(1 if in_process else None)
+        self.ctx = ShardContext(job, worker=local_worker_name() if in_process else worker_name(),
+                                device=pick_device())
 
     def run(self, shard: Shard) -> ShardResult:
         """Process one shard and return its :class:`ShardResult` (part staged, not committed)."""

@@ -1,7 +1,8 @@
 """Ray plumbing shared by every step: start Ray, start actors, feed them with a bounded loop.
 
 The actor bodies live beside the task they run (:class:`recodec.tasks.shard.ShardWorker`,
-:class:`recodec.tasks.reconcile.ReconcileWorker`).
+:class:`recodec.tasks.reconcile.ReconcileWorker`).  A :class:`Pool` holds a job's workers: Ray
+actors, or, for a small job, one body of the same class in this process (no Ray to start).
 
 The same code runs on an embedded local Ray (the default) and on a cluster
 (``ray_address="ray://head:10001"`` or ``"auto"``).  Each actor loads its codec once;
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from recodec.errors import WorkerTainted
@@ -80,15 +83,16 @@ def pick_device() -> str:
         return "cpu"
 
 
-def limit_threads() -> None:
-    """Give torch as many threads as CPUs Ray granted this actor.
+def limit_threads(cpus: float | None = None) -> None:
+    """Give torch ``cpus`` threads: by default as many as CPUs Ray granted this actor.
 
     Oversubscribed intra-op threads make the metrics ~70x slower on a busy 2-core node
     (measured: 6.5 s vs 0.09 s for one 512x512 image).
     """
-    import ray
+    if cpus is None:
+        import ray
 
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     try:
         import torch
 
@@ -104,6 +108,11 @@ def worker_name() -> str:
     ctx = ray.get_runtime_context()
     actor = ctx.get_actor_id() or "driver"
     return f"{ctx.get_node_id()[:8]}/{actor[:12]}/{os.getpid()}"
+
+
+def local_worker_name() -> str:
+    """The worker name of an actor body running in this (driver) process: host and pid."""
+    return f"local/{socket.gethostname()}/{os.getpid()}"
 
 
 def start_actors(body: type, args: tuple[Any, ...], workers: int, gpus_per_worker: float) -> list[Any]:
@@ -183,3 +192,65 @@ def stop_actors(actors: list[Any]) -> None:
             ray.kill(a, no_restart=True)
         except Exception:
             pass
+
+
+@dataclass
+class Pool:
+    """A job's workers: Ray actor handles, or one actor body in this process (``in_process``).
+
+    Both run the same body class and methods; only the transport differs.  In this process
+    the body is called directly, one item at a time, and a tainted body (a stuck image
+    thread) is replaced by a fresh one, as Ray restarts a tainted actor.
+    """
+
+    body: type
+    args: tuple[Any, ...]
+    actors: list[Any] = field(default_factory=list)
+    in_process: bool = False
+
+    @classmethod
+    def start(cls, body: type, args: tuple[Any, ...], workers: int, gpus_per_worker: float) -> "Pool":
+        """Start Ray actors of ``body`` without waiting for them (Ray must be connected)."""
+        return cls(body, args, start_actors(body, args, workers, gpus_per_worker))
+
+    @classmethod
+    def local(cls, body: type, args: tuple[Any, ...]) -> "Pool":
+        """One ``body(*args, in_process=True)`` in this process, made now (imports, codec loads)."""
+        return cls(body, args, [body(*args, in_process=True)], in_process=True)
+
+    def ready(self, method: str = "name") -> None:
+        """Wait until every worker is up (calls a cheap ``method`` on each)."""
+        if not self.in_process:
+            import ray
+
+            ray.get([getattr(a, method).remote() for a in self.actors])
+
+    def run(self, method: str, items: Iterable[T], on_result: Callable[[T, R], None],
+            on_error: Callable[[T, BaseException], None], *, queue_per_worker: int = 1) -> None:
+        """Call ``method(item)`` on the workers for every item; results and errors as :func:`run_bounded`."""
+        if not self.in_process:
+            run_bounded(self.actors, items, lambda a, i: getattr(a, method).remote(i), on_result, on_error,
+                        queue_per_worker=queue_per_worker)
+            return
+        for item in items:
+            try:
+                result = self._call_local(method, item)
+            except Exception as exc:  # the call raised: the same path as an actor call that failed
+                log.warning("work item failed in this process: %s", exc)
+                on_error(item, exc)
+            else:
+                on_result(item, result)
+
+    def _call_local(self, method: str, item: Any) -> Any:
+        try:
+            return getattr(self.actors[0], method)(item)
+        except WorkerTainted:
+            log.warning("replacing the in-process worker: it holds a stuck image thread")
+            self.actors[0] = self.body(*self.args, in_process=True)
+            return getattr(self.actors[0], method)(item)
+
+    def stop(self) -> None:
+        """Stop the workers (Ray actors are killed without restart)."""
+        if not self.in_process:
+            stop_actors(self.actors)
+        self.actors = []

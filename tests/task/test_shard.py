@@ -21,23 +21,24 @@ from recodec.tasks.reconcile import check_row
 from tests.task.models import BlurThreshold, Gradient, HalfSize, MeanClassifier, Raises, save_model
 
 
-def _src(tmp_path: Path) -> Path:
+def _src(tmp_path: Path, names: tuple[str, ...] = ("i0.png", "i1.png")) -> Path:
     src = tmp_path / "src"
     src.mkdir()
     rng = np.random.default_rng(1)
-    for i in range(2):
+    for name in names:
         ramp = np.linspace(0, 255, 80)[None, :, None] * np.ones((64, 1, 3))
         PILImage.fromarray(np.clip(ramp + rng.normal(0, 12, ramp.shape), 0, 255).astype(np.uint8)).save(
-            src / f"i{i}.png")
+            src / name, format="PNG")
     return src
 
 
-def _rows(tmp_path: Path, model: Path, target: str | None, **params: Any) -> list[dict[str, Any]]:
-    src, dst = _src(tmp_path), tmp_path / "dst"
+def _rows(tmp_path: Path, model: Path, target: str | None, names: tuple[str, ...] = ("i0.png", "i1.png"),
+          **params: Any) -> list[dict[str, Any]]:
+    src, dst = _src(tmp_path, names), tmp_path / "dst"
     job = prepare_job(RunConfig(src=str(src), dst=str(dst), codec="jpeg", params=params, container="raw",
                                 target=target, allow_growth=True, task_model=str(model), run_id="r"))
     summary = plan_job(str(src), str(dst), job.job_key, extension=job.plan_extension, extensions=(".png",),
-                       shard_size=10, shard_bytes=10**12, job_info={})
+                       shard_size=10, shard_bytes=10**12, job_info={"config": {"src": str(src)}})
     ctx = ShardContext(job)
     return [ctx.process_image(0, item) for item in next(iter_shards(str(dst), job.job_key, summary.shards)).items]
 
@@ -85,3 +86,29 @@ def test_reconcile_re_measures_with_the_model_it_is_given(tmp_path: Path) -> Non
     assert any(v == "target_not_met" and "re-measured" in d for v, d in verdicts), verdicts
     Path(rows[0]["source_uri"]).unlink()
     assert check_row(rows[0], task=again)[0] == "task_model_error"
+
+
+def _url_like_rows(tmp_path: Path) -> tuple[list[dict[str, Any]], TaskModel]:
+    lenient = save_model(BlurThreshold(low=0.0, high=1.0), tmp_path / "m" / "lenient.pt")
+    rows = _rows(tmp_path, lenient, "task_agreement>=0.999", names=("a::b.png", "c?d.png", "e#f.png"), quality=80)
+    assert [r["status"] for r in rows] == ["ok"] * 3, [r.get("error") for r in rows]
+    return rows, TaskModel.from_ref(read_model(str(lenient)))
+
+
+def test_task_recheck_reopens_sources_by_root_and_key_never_as_urls(tmp_path: Path) -> None:
+    """Keys that look like URLs (chained ``::``, a query ``?``, a fragment ``#``) are still their objects."""
+    rows, task = _url_like_rows(tmp_path)
+    src, dst = str(tmp_path / "src"), str(tmp_path / "dst")
+    for r in rows:
+        assert check_row(r, dst=dst, task=task) == ("ok", "")  # the root from the row, the key joined to it
+        assert check_row(r, dst=dst, task=task, src=src) == ("ok", "")
+    assert check_row(rows[0], dst=dst, task=task, src=str(tmp_path / "elsewhere"))[0] == "task_model_error"
+
+
+def test_reconcile_takes_each_jobs_recorded_src_unless_given(tmp_path: Path) -> None:
+    from recodec.tasks.reconcile import job_sources
+
+    rows, _ = _url_like_rows(tmp_path)
+    key, dst = rows[0]["job_key"], str(tmp_path / "dst")
+    assert job_sources(ReconcileConfig(dst), [key, "unrecorded"]) == {key: str(tmp_path / "src")}
+    assert job_sources(ReconcileConfig(dst, src="s3://moved/src"), [key]) == {key: "s3://moved/src"}

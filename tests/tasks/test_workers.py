@@ -62,3 +62,38 @@ def test_run_bounded_handles_results_errors_and_bounds_pending() -> None:
     assert results == {i: i * 10 for i in range(10) if i != 3}
     assert list(errors) == [3] and "bad item" in errors[3]
     assert ray.is_initialized()
+
+
+class _Taintable:
+    """An actor body whose first instance is tainted after its first item (a stuck image thread)."""
+
+    made = 0
+
+    def __init__(self, *, in_process: bool = False) -> None:
+        assert in_process
+        type(self).made += 1
+        self.generation = type(self).made
+        self.tainted = False
+
+    def work(self, x: int) -> tuple[int, int]:
+        from recodec.errors import WorkerTainted
+
+        if self.tainted:
+            raise WorkerTainted("stuck")
+        if x == 3:
+            raise ValueError("bad item")
+        self.tainted = self.generation == 1
+        return x * 10, self.generation
+
+
+def test_in_process_pool_replaces_a_tainted_body_and_reports_errors() -> None:
+    _Taintable.made = 0
+    pool = workers.Pool.local(_Taintable, ())
+    results: dict[int, tuple[int, int]] = {}
+    errors: list[int] = []
+    pool.ready()
+    pool.run("work", range(5), lambda i, r: results.__setitem__(i, r), lambda i, e: errors.append(i))
+    # item 0 on the first body, which is then tainted: item 1 goes to a fresh body, as Ray restarts an actor
+    assert results == {0: (0, 1), 1: (10, 2), 2: (20, 2), 4: (40, 2)} and errors == [3]
+    pool.stop()
+    assert pool.actors == []
