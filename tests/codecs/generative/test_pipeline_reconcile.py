@@ -35,6 +35,7 @@ def _row(tmp_path: Path, codec: str, **params: Any) -> dict[str, Any]:
     out = tmp_path / f"out{result.extension}"
     out.write_bytes(result.encoded.payload)
     row = {**result.columns(), "status": "ok", "dest_uri": str(out), "source_uri": str(source),
+           "source_key": source.name,
            "source_bytes": source.stat().st_size, "target": None, "bpp": result.bpp}
     return to_table([row], MANIFEST_SCHEMA).to_pylist()[0]
 
