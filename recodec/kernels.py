@@ -14,8 +14,9 @@ cost :data:`COMPILE_AFTER_SECONDS` in the process.  The two agree to float32 rou
 (tests/test_kernels.py): fused loops may round the last bit differently, so a metric within
 ~1e-6 of a ``--target`` bound could land on the other side of it depending on which ran;
 integer-exact sums (PSNR's squared errors) do not change at all.  Environment:
-``RECODEC_COMPILE=0`` never compiles, ``RECODEC_COMPILE=sync`` compiles a variant in the calling thread before using it (benchmarks and determinism), the
-default ``auto`` compiles in the background.  Inductor caches what it builds on disk
+``RECODEC_COMPILE=0`` never compiles, ``RECODEC_COMPILE=sync`` compiles a variant in the
+calling thread before using it (benchmarks and determinism), the default ``auto`` compiles
+in the background.  Inductor caches what it builds on disk
 (``TORCHINDUCTOR_CACHE_DIR``, by default under the temporary folder), so later processes
 on the machine load the kernels in about a second instead of compiling them.
 """
