@@ -11,8 +11,9 @@ bands at once, four moment maps (the sum u = x + y and difference v = x - y of t
 peak-normalised images, and their squares) are blurred by the separable 11-tap Gaussian and
 combined, each MS-SSIM scale reusing the previous one's down-sampled images; sums are
 float64.  The hot functions are :class:`recodec.kernels.CompiledTwin` s: the same Python code,
-compiled by ``torch.compile`` into fused C++ loops on the CPU once a process has spent a
-second on them (eager before that, on a GPU, and wherever compiling fails).  Accuracy against
+compiled by ``torch.compile`` into fused C++ loops on the CPU once a process has spent
+:data:`recodec.kernels.COMPILE_AFTER_SECONDS` on them (eager before that, on a GPU, and
+wherever compiling fails).  Accuracy against
 a float64 run and against pytorch-msssim is tested (tests/test_metrics.py, eager) and
 compiled-against-eager agreement too (tests/test_kernels.py): PSNR within 0.01 dB, SSIM and
 MS-SSIM within 1e-5 on 8- and 16-bit images.  Memory is bounded whatever the scene: the
