@@ -56,18 +56,10 @@ def load_net(name: str, device: str = "cpu", weights_dir: Path = WEIGHTS_DIR) ->
     with _LOCK:
         if key in _NETS:
             return _NETS[key]
-        import torch
-
         from recodec.codecs.generative.nets import build_net
-        from recodec.codecs.learned.codec import pinned_sha256
-        from recodec.codecs.learned.export import sha256_file
+        from recodec.codecs.learned.codec import load_pinned
 
-        if not path.is_file():
-            raise CodecError(f"generative: weights file {path} is missing")
-        expected, actual = pinned_sha256(path), sha256_file(path)
-        if actual != expected:
-            raise CodecError(f"generative: {path.name} has SHA-256 {actual}, pinned {expected}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state, actual = load_pinned(path, "generative")
         net = build_net(str(state["kind"]), int(state["width"]))
         net.load_state_dict(state["net"])
         _NETS[key] = (net.to(device).eval(), actual)

@@ -43,6 +43,21 @@ def pinned_sha256(weights: Path) -> str:
         raise CodecError(f"learned: no SHA-256 pin for {weights.name} in {pins_path}") from exc
 
 
+def load_pinned(weights: Path, owner: str) -> tuple[dict[str, Any], str]:
+    """(state, SHA-256 hex) of a shipped weights file: present, matching its pin, loaded with
+    ``torch.load(weights_only=True)`` (no code runs from the file).  ``owner`` names the codec in errors."""
+    import torch
+
+    from recodec.codecs.learned.export import sha256_file
+
+    if not weights.is_file():
+        raise CodecError(f"{owner}: weights file {weights} is missing")
+    expected, actual = pinned_sha256(weights), sha256_file(weights)
+    if actual != expected:
+        raise CodecError(f"{owner}: {weights.name} has SHA-256 {actual}, pinned {expected}")
+    return torch.load(weights, map_location="cpu", weights_only=True), actual
+
+
 @dataclass
 class Runtime:
     """Loaded weights: float encoder, integer decoder networks and entropy tables."""
@@ -75,16 +90,9 @@ def load_runtime(weights: Path, device: str = "cpu") -> Runtime:
 
         from recodec.codecs.learned import integer as I
         from recodec.codecs.learned.entropy import TableSet
-        from recodec.codecs.learned.export import sha256_file
         from recodec.codecs.learned.models import build_model
 
-        if not weights.is_file():
-            raise CodecError(f"learned: weights file {weights} is missing")
-        expected = pinned_sha256(weights)
-        actual = sha256_file(weights)
-        if actual != expected:
-            raise CodecError(f"learned: {weights.name} has SHA-256 {actual}, pinned {expected}")
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state, actual = load_pinned(weights, "learned")
         _fmt, n, m, qualities, hyper = (int(v) for v in state["meta"])
         model = build_model("hyperprior" if hyper else "factorized", n, m, qualities)
         enc = {k[4:]: v for k, v in state.items() if k.startswith("enc.")}

@@ -88,17 +88,12 @@ def pinned_sha256(weights: Path) -> str:
 
 def load_runtime(weights: Path, device: str = "cpu") -> Runtime:
     """Check the pinned SHA-256, ``torch.load(weights_only=True)``, build the runtime (cached)."""
-    from recodec.codecs.learned.export import sha256_file
+    from recodec.codecs.learned.codec import load_pinned
 
     key = (str(weights.resolve()), device)
     with _LOCK:
         if key not in _RUNTIMES:
-            if not weights.is_file():
-                raise CodecError(f"rnn: weights file {weights} is missing")
-            expected, actual = pinned_sha256(weights), sha256_file(weights)
-            if actual != expected:
-                raise CodecError(f"rnn: {weights.name} has SHA-256 {actual}, pinned {expected}")
-            state = torch.load(weights, map_location="cpu", weights_only=True)
+            state, actual = load_pinned(weights, "rnn")
             _RUNTIMES[key] = runtime_from_state(state, bytes.fromhex(actual), device)
         return _RUNTIMES[key]
 
