@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 import textwrap
@@ -12,6 +11,7 @@ import pytest
 import torch
 
 from recodec.codecs.learned import integer as I
+from tests.codecs.exactness import digests_over_threads, pixel_digest
 
 
 def test_isqrt_is_exact() -> None:
@@ -42,21 +42,10 @@ def test_shipped_integer_networks_are_provably_exact(hyperprior) -> None:
     I.check_bounds(rt.hs.layers, in_max=float(np.abs(rt.tab_z.offsets).max() + rt.tab_z.lengths.max()))
 
 
-def _digest(a: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
-
 
 def test_thread_counts_in_process(hyperprior, photo: np.ndarray) -> None:
     data = hyperprior.encode(photo, quality=4)
-    before = torch.get_num_threads()
-    try:
-        digests = set()
-        for threads in (1, 2, 4):
-            torch.set_num_threads(threads)
-            digests.add(_digest(hyperprior.decode(data)))
-    finally:
-        torch.set_num_threads(before)
-    assert len(digests) == 1
+    assert len(digests_over_threads(lambda: hyperprior.decode(data), (1, 2, 4))) == 1
 
 
 @pytest.mark.timeout(120)
@@ -67,7 +56,7 @@ def test_decode_in_other_processes_with_other_thread_counts(hyperprior, factoriz
     for name, data in streams.items():
         (tmp_path / f"{name}.rclc").write_bytes(data)
         codec = hyperprior if name == "hyperprior" else factorized
-        expected[name] = _digest(codec.decode(data))
+        expected[name] = pixel_digest(codec.decode(data))
     script = textwrap.dedent(f"""
         import hashlib, sys, numpy as np, torch
         from recodec.codecs.registry import get_codec

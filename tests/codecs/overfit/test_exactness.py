@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 import textwrap
@@ -13,10 +12,8 @@ import torch
 
 from recodec.codecs.learned.entropy import TABLE_TOTAL
 from recodec.codecs.overfit import exact, tables
+from tests.codecs.exactness import digests_over_threads, pixel_digest
 
-
-def _digest(a: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
 def test_tables_are_integer_and_normalised() -> None:
@@ -44,15 +41,7 @@ def test_layers_with_huge_weights_are_refused_as_inexact() -> None:
 
 
 def test_thread_counts_in_process(overfit, stream: bytes) -> None:
-    before = torch.get_num_threads()
-    try:
-        digests = set()
-        for threads in (1, 2, 3):
-            torch.set_num_threads(threads)
-            digests.add(_digest(overfit.decode(stream)))
-    finally:
-        torch.set_num_threads(before)
-    assert len(digests) == 1
+    assert len(digests_over_threads(lambda: overfit.decode(stream), (1, 2, 3))) == 1
 
 
 @pytest.mark.timeout(120)
@@ -69,7 +58,7 @@ def test_decode_in_another_process_with_other_thread_counts(overfit, stream: byt
     """)
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=110)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.split() == [_digest(overfit.decode(stream))] * 2
+    assert res.stdout.split() == [pixel_digest(overfit.decode(stream))] * 2
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
