@@ -9,26 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.codecs.photos import chelsea_crop
+
 torch = pytest.importorskip("torch")
 
 from recodec.codecs import get_codec  # noqa: E402
 from recodec.codecs.generative import decoding as D  # noqa: E402
 from recodec.errors import CodecError, ConfigError  # noqa: E402
 
-DEVSET = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "devset"
-
-
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:
     """A real photo crop (synthetic texture when the devset is missing)."""
-    path = DEVSET / "photo_chelsea.png"
-    if path.exists():
-        from PIL import Image
-
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))[100:196, 120:248].copy()
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    return chelsea_crop(100, 120, 96, 128)
 
 
 @pytest.fixture(scope="module")
