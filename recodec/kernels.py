@@ -2,7 +2,7 @@
 
 The per-image metrics are a few dozen elementwise passes over every pixel; run op by op in
 eager torch they cost several times the codec (docs/performance.md).  ``torch.compile``
-(Inductor) fuses them into a few vectorised C++ loops, 5-10x faster on the CPU, but compiling
+(Inductor) fuses them into a few vectorised C++ loops (figures: docs/performance.md), but compiling
 takes seconds (a C++ compiler runs), which a one-image job must not wait for.  So a
 :class:`CompiledTwin` runs the *same* Python function eagerly until its compiled twin,
 built in a background thread, is ready for the inputs, then switches.  Anything that goes
