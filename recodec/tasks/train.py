@@ -300,7 +300,7 @@ def train_model(data: str, out_dir: str, config: TrainConfig, *, init_from: str 
     images, the held-out loss is logged every ``eval_minutes`` and ``best.pt`` kept.
     """
     if config.model == "rnn":
-        return train_rnn(data, out_dir, config)
+        return train_rnn(data, out_dir, config, override, resume=resume)
     import torch
 
     out = Path(out_dir)
@@ -332,7 +332,8 @@ def train_model(data: str, out_dir: str, config: TrainConfig, *, init_from: str 
             "config": asdict(config)}
 
 
-def train_rnn(data: str, out_dir: str, config: TrainConfig) -> dict[str, Any]:
+def train_rnn(data: str, out_dir: str, config: TrainConfig, given: tuple[str, ...] = (), *,
+              resume: str | None = None) -> dict[str, Any]:
     """Train the recurrent codec (truncated BPTT; see :mod:`recodec.codecs.rnn.training`)."""
     from recodec.codecs.rnn.training import RnnTrainConfig, train
 
@@ -340,11 +341,14 @@ def train_rnn(data: str, out_dir: str, config: TrainConfig) -> dict[str, Any]:
     if not urls:
         raise ValueError(f"no training images under {data}")
     rnn = RnnTrainConfig(steps=config.steps, batch_size=config.batch_size, crop=config.crop,
-                         lr=config.lr, seed=config.seed, threads=config.threads, **config.extra)
+                         lr=config.lr, seed=config.seed, threads=config.threads,
+                         max_seconds=config.max_seconds, **config.extra)
     heldout = [load_rgb(u) for u in list_images(data, split="heldout")[:8]]
-    summary = train([load_rgb(u) for u in urls], heldout, out_dir, rnn)
+    summary = train([load_rgb(u) for u in urls], heldout, out_dir, rnn, given=tuple(given) + tuple(config.extra),
+                    resume=resume)
     # The flow exports "checkpoint": for the rnn that is the best held-out model.
-    return {**summary, "checkpoint": summary["best"], "resume_checkpoint": summary["checkpoint"],
+    best = summary["best"] if Path(summary["best"]).exists() else summary["checkpoint"]
+    return {**summary, "checkpoint": best, "resume_checkpoint": summary["checkpoint"],
             "images": len(urls), "config": {**asdict(config), **summary["config"]}}
 
 

@@ -20,7 +20,7 @@ import os
 import random
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,8 @@ class RnnTrainConfig:
     bf16: bool = True
     channels_last: bool = True
     threads: int | None = None
+    #: Wall-clock budget of this run (checkpoint and stop after it); None: until ``steps``.
+    max_seconds: float | None = None
     bits: int = 32
     iterations: int = 8
     hid: int = 64
@@ -132,18 +134,39 @@ def _optimiser_step(model: RecurrentCodec, opt: torch.optim.Optimizer, images: l
     return losses
 
 
+#: Settings of one run, never taken from a resumed checkpoint's recipe.
+RUNTIME_FIELDS = ("threads", "max_seconds", "checkpoint_seconds", "log_every", "eval_every", "bf16",
+                  "channels_last")
+
+
+def resumed_config(config: RnnTrainConfig, saved: str, given: tuple[str, ...]) -> RnnTrainConfig:
+    """The checkpoint's recipe (JSON ``saved``), except runtime fields and the fields in ``given``."""
+    names = {f.name for f in fields(RnnTrainConfig)}
+    recipe = {k: v for k, v in json.loads(saved).items() if k in names}
+    keep = {f: getattr(config, f) for f in (*RUNTIME_FIELDS, *given) if f in names}
+    return replace(RnnTrainConfig(**recipe), **keep)
+
+
 def train(images: list[np.ndarray], heldout: list[np.ndarray], out_dir: str,
-          config: RnnTrainConfig) -> dict[str, Any]:
-    """Train (or resume from ``out_dir/checkpoint.pt``); returns a summary dict.
+          config: RnnTrainConfig, *, given: tuple[str, ...] = (), resume: str | None = None) -> dict[str, Any]:
+    """Train (or resume from ``resume`` or ``out_dir/checkpoint.pt``); returns a summary dict.
+
+    On resume the checkpoint's recipe (steps, schedule, crops, architecture) wins over
+    ``config`` except for :data:`RUNTIME_FIELDS` and the field names in ``given``.
 
     Over 60 lines on purpose: one loop whose checkpoint closure shares the model, optimiser,
     step and RNG it saves; splitting it would only move that state into an object.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    ckpt, best_path = out / "checkpoint.pt", out / "best.pt"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    source = Path(resume) if resume else ckpt
+    state = torch.load(source, map_location=device, weights_only=True) if source.exists() else None
+    if state is not None:
+        config = resumed_config(config, state["config"], given)
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     arch = Arch(bits=config.bits, iterations=config.iterations, hid=config.hid)
@@ -151,10 +174,8 @@ def train(images: list[np.ndarray], heldout: list[np.ndarray], out_dir: str,
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    ckpt, best_path = out / "checkpoint.pt", out / "best.pt"
     step, best, spent = 0, -math.inf, 0.0
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, best, spent = int(state["step"]), float(state["best"]), float(state["seconds"])
@@ -172,7 +193,10 @@ def train(images: list[np.ndarray], heldout: list[np.ndarray], out_dir: str,
                      "device": device})
 
     model.train()
+    t_run = time.time()
     while step < config.steps and not stop["flag"]:
+        if config.max_seconds is not None and time.time() - t_run >= config.max_seconds:
+            break
         window.append(_optimiser_step(model, opt, images, config, rng, step, device))
         step += 1
         if step % config.log_every == 0:
@@ -196,5 +220,7 @@ def train(images: list[np.ndarray], heldout: list[np.ndarray], out_dir: str,
             t_ckpt = time.time()
     checkpoint()
     log.close()
+    reason = "signal" if stop["flag"] else "done" if step >= config.steps else "time budget"
     return {"checkpoint": str(ckpt), "best": str(best_path), "steps": step, "device": device,
-            "seconds": round(time.time() - t_start, 1), "config": asdict(config)}
+            "seconds": round(time.time() - t_start, 1), "config": asdict(config),
+            "stopped": reason, "interrupted": reason == "signal"}
