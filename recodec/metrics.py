@@ -100,11 +100,8 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 NOT_COMPUTED = "not_computed"
 #: Largest number of pixels (images x H x W) put in one GPU batch.
 DEFAULT_MAX_BATCH_PIXELS = 1 << 26
-#: Output rows and columns of one SSIM tile: the moment maps of a tile stay cache-sized, and one
-#: fixed shape means one compiled kernel for every image size.
-SSIM_TILE = (64, 256)
-#: Tiles per kernel call (a call costs ~0.1-0.3 ms of dispatch); the remainder goes one by one.
-TILE_BATCH = 8
+#: Output samples per band of one SSIM row strip: its four moment maps stay cache-sized.
+SSIM_STRIP_ELEMENTS = 1 << 16
 #: Pixels per chunk of the pointwise pass (MSE, max error, SAM): bounds its temporaries.
 POINTWISE_CHUNK = 1 << 18
 #: Samples (images x pixels x bands) of one band group of the SSIM pass: its two planar float32
@@ -259,7 +256,7 @@ def _blur(t: "torch.Tensor", taps: list[float]) -> "torch.Tensor":
 
     Eleven fused multiply-adds over slices are ~4x faster than a grouped conv2d on the CPU in
     float32 (measured on 768x512), and just as good on a GPU (the operation is memory-bound);
-    callers keep the inputs cache-sized (tiles of :data:`SSIM_TILE`).
+    callers keep the inputs cache-sized (row strips of :data:`SSIM_STRIP_ELEMENTS`).
     """
     win = len(taps)
     out_h, out_w = t.shape[-2] - win + 1, t.shape[-1] - win + 1
@@ -283,18 +280,16 @@ def _down(t: "torch.Tensor") -> "torch.Tensor":
     return (t[..., 0::2, 0::2] + t[..., 0::2, 1::2] + t[..., 1::2, 0::2] + t[..., 1::2, 1::2]) * 0.25
 
 
-def _ssim_tile(xs: "torch.Tensor", ys: "torch.Tensor", ws: "torch.Tensor | None", keep: "torch.Tensor",
-               peak: "torch.Tensor", taps: list[float]) -> "tuple[torch.Tensor, torch.Tensor, torch.Tensor]":
-    """Float64 sums per tile and band (T, S): (SSIM map, contrast-structure map, weights).
+def _ssim_strip(xs: "torch.Tensor", ys: "torch.Tensor", ws: "torch.Tensor | None", peak: "torch.Tensor",
+                taps: list[float]) -> "tuple[torch.Tensor, torch.Tensor, torch.Tensor]":
+    """Float64 sums per image and band (N, S) over one row strip: (SSIM map, contrast-structure map, weights).
 
-    xs, ys are (T, S, rows + win - 1, cols + win - 1) tiles in data units; they are divided by
-    ``peak`` (T, 1, 1, 1) and centred (minus 0.5), so the constants use a data range of 1.
-    Four moment maps are blurred instead of five, in the sum and difference u = x + y,
-    v = x - y: ``sigma_x^2 + sigma_y^2 = (var_u + var_v) / 2``, ``2 cov = (var_u - var_v) / 2``,
-    and the same for the means, so v (the error, small) keeps its precision and identical
-    images give exactly 1.  ``keep`` (T, 1, rows, cols) is 1 on outputs inside the image, 0 on
-    an edge tile's padding; ``ws`` (T, 1, ...) is the validity mask, whose blur weights each
-    window.
+    xs, ys are (N, S, rows + win - 1, W) strips in data units; they are divided by ``peak``
+    (N, 1, 1, 1) and centred (minus 0.5), so the constants use a data range of 1.  Four moment
+    maps are blurred instead of five, in the sum and difference u = x + y, v = x - y:
+    ``sigma_x^2 + sigma_y^2 = (var_u + var_v) / 2``, ``2 cov = (var_u - var_v) / 2``, and the
+    same for the means, so v (the error, small) keeps its precision and identical images give
+    exactly 1.  ``ws`` (N, 1, ...) is the validity mask's strip, whose blur weights each window.
     """
     import torch
 
@@ -309,7 +304,10 @@ def _ssim_tile(xs: "torch.Tensor", ys: "torch.Tensor", ws: "torch.Tensor | None"
     cs_map = ((var_u - var_v) * 0.5 + c2) / ((var_u + var_v) * 0.5 + c2)
     lum_u = mu_u + 1.0  # (mu_x + 0.5) + (mu_y + 0.5)
     ssim_map = ((lum_u * lum_u - mu_v * mu_v) * 0.5 + c1) / ((lum_u * lum_u + mu_v * mu_v) * 0.5 + c1) * cs_map
-    weights = keep.to(dtype) if ws is None else _blur(ws.to(dtype), taps) * keep.to(dtype)
+    if ws is None:
+        count = torch.full_like(cs_map[:, :, 0, 0], float(cs_map.shape[2] * cs_map.shape[3]), dtype=torch.float64)
+        return _map_sum(ssim_map), _map_sum(cs_map), count
+    weights = _blur(ws.to(dtype), taps)
     return _map_sum(ssim_map * weights), _map_sum(cs_map * weights), _map_sum(weights.expand_as(cs_map))
 
 
@@ -323,71 +321,32 @@ def _map_sum(t: "torch.Tensor") -> "torch.Tensor":
     return t.sum(dim=3).sum(dim=2, dtype=torch.float64)
 
 
-def _tiles(t: "torch.Tensor", rows: int, cols: int, win: int) -> "torch.Tensor":
-    """(N, C, H, W) -> contiguous (tiles * N, C, rows + win - 1, cols + win - 1), zero-padded edges.
-
-    Tiles in (tile row, tile column, image) order; a fresh tensor, so every image size gives
-    the kernel the same shapes and strides.
-    """
-    import torch.nn.functional as F
-
-    out_h, out_w = t.shape[2] - win + 1, t.shape[3] - win + 1
-    ny, nx = -(-out_h // rows), -(-out_w // cols)
-    t = F.pad(t, (0, nx * cols - out_w, 0, ny * rows - out_h))
-    t = t.unfold(2, rows + win - 1, rows).unfold(3, cols + win - 1, cols)  # N, C, ny, nx, r, c
-    out = t.new_empty((ny * nx * t.shape[0], t.shape[1], rows + win - 1, cols + win - 1))
-    return out.copy_(t.permute(2, 3, 0, 1, 4, 5).reshape(out.shape))
-
-
-def _keep(out_h: int, out_w: int, rows: int, cols: int, n: int, device: "torch.device") -> "torch.Tensor":
-    """(tiles * N, 1, rows, cols) float32: 1 on outputs inside the image, 0 on edge tiles' padding."""
-    import torch
-
-    ny, nx = -(-out_h // rows), -(-out_w // cols)
-    inside_y = torch.arange(ny * rows, device=device) < out_h
-    inside_x = torch.arange(nx * cols, device=device) < out_w
-    keep = (inside_y[:, None] & inside_x[None, :]).to(torch.float32)
-    keep = keep.view(ny, rows, nx, cols).permute(0, 2, 1, 3)  # ny, nx, rows, cols
-    return keep.unsqueeze(2).expand(ny, nx, n, rows, cols).reshape(ny * nx * n, 1, rows, cols).contiguous()
-
-
 def _ssim_scale(x: "torch.Tensor", y: "torch.Tensor", mask: "torch.Tensor | None", peak: "torch.Tensor",
                 taps: list[float]) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Per image and band (N, S): (mean SSIM, mean contrast-structure) of one scale, tile by tile.
+    """Per image and band (N, S): (mean SSIM, mean contrast-structure) of one scale, in row strips.
 
-    Tiles of :data:`SSIM_TILE` outputs (inputs overlapping by the window, edge tiles padded)
-    keep the maps cache-sized whatever the image size, and go to the kernel
-    :data:`TILE_BATCH` at a time: every image then gives the compiled kernel the same few
-    shapes (one compile per band count, not per image size), in few calls.  The sums are
-    float64 and the same as over the full map.
+    Strips of about :data:`SSIM_STRIP_ELEMENTS` outputs per band (inputs overlapping by the
+    window) keep the moment maps cache-sized whatever the image size; they are views of the
+    image, so nothing is copied, and the compiled kernel takes any shape.  The sums are float64
+    and the same as over the full map.
     """
     import torch
 
     win, (n, bands) = len(taps), x.shape[:2]
-    out_h, out_w = x.shape[2] - win + 1, x.shape[3] - win + 1
-    tiled = win == WIN_SIZE
-    rows, cols = SSIM_TILE if tiled else (out_h, out_w)  # tiny-image windows: one eager tile
-    xt, yt = _tiles(x, rows, cols, win), _tiles(y, rows, cols, win)
-    wt = _tiles(mask, rows, cols, win) if mask is not None else None
-    keep = _keep(out_h, out_w, rows, cols, n, x.device)
-    peaks = peak.repeat(xt.shape[0] // n, 1, 1, 1)  # tiles are ordered (tile row, tile column, image)
-    sums = torch.zeros((3, xt.shape[0], bands), dtype=torch.float64, device=x.device)
-    start = 0
-    while start < xt.shape[0]:
-        left = xt.shape[0] - start
-        size = (TILE_BATCH if left >= TILE_BATCH else 1) if tiled else left  # two shapes only
-        part = slice(start, start + size)
-        parts = (_SSIM_TILE if tiled else _ssim_tile)(
-            xt[part], yt[part], None if wt is None else wt[part], keep[part], peaks[part], taps)
+    out_rows = x.shape[2] - win + 1
+    step = max(1, SSIM_STRIP_ELEMENTS // max(1, n * x.shape[3]))  # rows per strip, whatever the bands
+    kernel = _SSIM_STRIP if win == WIN_SIZE else _ssim_strip  # tiny-image windows stay eager
+    sums = torch.zeros((3, n, bands), dtype=torch.float64, device=x.device)  # ssim, cs, weight
+    for start in range(0, out_rows, step):
+        rows = slice(start, min(start + step, out_rows) + win - 1)
+        parts = kernel(x[:, :, rows], y[:, :, rows], None if mask is None else mask[:, :, rows], peak, taps)
         for k in range(3):
-            sums[k, part] = parts[k]
-        start += size
-    totals = sums.view(3, -1, n, bands).sum(dim=1)
+            sums[k] += parts[k]
     # No valid pixel anywhere near: nothing to get wrong at this scale (1, the identity).
-    empty = totals[2] <= 0
-    safe = totals[2].clamp_min(torch.finfo(torch.float64).tiny)
-    one = torch.ones_like(totals[0])
-    return torch.where(empty, one, totals[0] / safe), torch.where(empty, one, totals[1] / safe)
+    empty = sums[2] <= 0
+    safe = sums[2].clamp_min(torch.finfo(torch.float64).tiny)
+    one = torch.ones_like(sums[0])
+    return torch.where(empty, one, sums[0] / safe), torch.where(empty, one, sums[1] / safe)
 
 
 def _ssim_ms_ssim(x: "torch.Tensor", y: "torch.Tensor", mask: "torch.Tensor | None", peak: "torch.Tensor",
@@ -410,8 +369,8 @@ def _ssim_ms_ssim(x: "torch.Tensor", y: "torch.Tensor", mask: "torch.Tensor | No
         term = ssim_k if k == scales - 1 else cs_k
         ms = ms * torch.relu(term) ** (weights[k] / total)
         if k < scales - 1:
-            x, y = _down(x), _down(y)
-            mask = _down(mask) if mask is not None else None
+            x, y = _DOWN(x), _DOWN(y)
+            mask = _DOWN(mask) if mask is not None else None
     return ssim, ms  # per band: the mean over bands comes last (as pytorch_msssim)
 
 
@@ -610,7 +569,8 @@ def _spectral_angle(x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
 
 
 #: Shapes vary per image and strip: one dynamic-shape kernel (as fast as static ones here).
-_SSIM_TILE = CompiledTwin(_ssim_tile)
+_SSIM_STRIP = CompiledTwin(_ssim_strip, dynamic=True)
+_DOWN = CompiledTwin(_down, dynamic=True)
 _POINTWISE_CHUNK = CompiledTwin(_pointwise_chunk)
 
 

@@ -25,7 +25,7 @@ def _pair(shape: tuple[int, ...], dtype: type, seed: int = 0) -> tuple[np.ndarra
 
 def _fresh_twins(monkeypatch: pytest.MonkeyPatch) -> None:
     """New twins, so no state leaks between tests (or from other tests in the process)."""
-    for name in ("_SSIM_TILE", "_POINTWISE_CHUNK"):
+    for name in ("_SSIM_STRIP", "_POINTWISE_CHUNK", "_DOWN"):
         twin = getattr(metrics, name)
         monkeypatch.setattr(metrics, name, kernels.CompiledTwin(twin.fn, dynamic=twin.dynamic))
 
@@ -40,8 +40,8 @@ def test_compiled_kernels_agree_with_eager(monkeypatch: pytest.MonkeyPatch) -> N
     eager = [compute_metrics(ref, dec), compute_metrics(ref16, dec16, nodata=0)]
     monkeypatch.setenv(kernels.COMPILE_ENV, "sync")
     compiled = [compute_metrics(ref, dec), compute_metrics(ref16, dec16, nodata=0)]
-    if not metrics._SSIM_TILE.ready:
-        pytest.skip(f"torch.compile unavailable here ({metrics._SSIM_TILE.failed})")
+    if not metrics._SSIM_STRIP.ready:
+        pytest.skip(f"torch.compile unavailable here ({metrics._SSIM_STRIP.failed})")
     assert metrics._POINTWISE_CHUNK.ready
     for e, c in zip(eager, compiled):
         assert c.psnr == e.psnr and c.max_abs_error == e.max_abs_error  # integer-exact sums
@@ -63,7 +63,7 @@ def test_failed_compile_stays_eager(monkeypatch: pytest.MonkeyPatch) -> None:
     eager = compute_metrics(ref, dec)
     monkeypatch.setenv(kernels.COMPILE_ENV, "sync")
     again = compute_metrics(ref, dec)
-    assert metrics._SSIM_TILE.failed and not metrics._SSIM_TILE.ready
+    assert metrics._SSIM_STRIP.failed and not metrics._SSIM_STRIP.ready
     assert again.as_dict() == eager.as_dict()
 
 
