@@ -57,7 +57,7 @@ def load_net(name: str, device: str = "cpu", weights_dir: Path = WEIGHTS_DIR) ->
         if key in _NETS:
             return _NETS[key]
         from recodec.codecs.generative.nets import build_net
-        from recodec.codecs.learned.codec import load_pinned
+        from recodec.codecs.weights import load_pinned
 
         state, actual = load_pinned(path, "generative")
         net = build_net(str(state["kind"]), int(state["width"]))

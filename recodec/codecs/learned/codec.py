@@ -10,7 +10,6 @@ multiple of 64) so memory stays bounded whatever the image size.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numpy as np
 
 from recodec.codecs.base import Capabilities, Codec, Knob, Param, require
 from recodec.codecs.learned import bitstream
+from recodec.codecs.weights import load_pinned, pinned_sha256, runtime_for  # noqa: F401 -- pinned_sha256 re-exported
 from recodec.errors import CodecError, DecodeError
 from recodec.formats.magic import is_format
 
@@ -31,31 +31,6 @@ ALIGN = 64
 DEFAULT_TILE = 512
 #: Environment variable choosing the device of the (float) encoder and the integer decoder.
 DEVICE_ENV = "RECODEC_LEARNED_DEVICE"
-
-
-def pinned_sha256(weights: Path) -> str:
-    """The SHA-256 pinned for ``weights`` in the ``pins.json`` beside it."""
-    pins_path = weights.parent / "pins.json"
-    try:
-        pins = json.loads(pins_path.read_text())
-        return str(pins[weights.name])
-    except (OSError, KeyError, ValueError) as exc:
-        raise CodecError(f"learned: no SHA-256 pin for {weights.name} in {pins_path}") from exc
-
-
-def load_pinned(weights: Path, owner: str) -> tuple[dict[str, Any], str]:
-    """(state, SHA-256 hex) of a shipped weights file: present, matching its pin, loaded with
-    ``torch.load(weights_only=True)`` (no code runs from the file).  ``owner`` names the codec in errors."""
-    import torch
-
-    from recodec.codecs.learned.export import sha256_file
-
-    if not weights.is_file():
-        raise CodecError(f"{owner}: weights file {weights} is missing")
-    expected, actual = pinned_sha256(weights), sha256_file(weights)
-    if actual != expected:
-        raise CodecError(f"{owner}: {weights.name} has SHA-256 {actual}, pinned {expected}")
-    return torch.load(weights, map_location="cpu", weights_only=True), actual
 
 
 @dataclass
@@ -80,8 +55,8 @@ _RUNTIMES: dict[tuple[str, str], Runtime] = {}
 _LOCK = threading.Lock()
 
 
-def load_runtime(weights: Path, device: str = "cpu") -> Runtime:
-    """Check the pinned SHA-256, ``torch.load(weights_only=True)`` and build the runtime (cached)."""
+def load_runtime(weights: Path, device: str = "cpu", *, expected: str | None = None) -> Runtime:
+    """Check the SHA-256 (pinned, or ``expected``), ``torch.load(weights_only=True)`` and build the runtime (cached)."""
     key = (str(weights.resolve()), device)
     with _LOCK:
         if key in _RUNTIMES:
@@ -92,7 +67,7 @@ def load_runtime(weights: Path, device: str = "cpu") -> Runtime:
         from recodec.codecs.learned.entropy import TableSet
         from recodec.codecs.learned.models import build_model
 
-        state, actual = load_pinned(weights, "learned")
+        state, actual = load_pinned(weights, "learned", expected=expected)
         _fmt, n, m, qualities, hyper = (int(v) for v in state["meta"])
         model = build_model("hyperprior" if hyper else "factorized", n, m, qualities)
         enc = {k[4:]: v for k, v in state.items() if k.startswith("enc.")}
@@ -164,6 +139,11 @@ class LearnedCodec(Codec):
         assert self._rt is not None
         return self._rt
 
+    def runtime_for(self, sha256: bytes) -> Runtime:
+        """The runtime of the weights a stream names: these, or older ones found by SHA-256."""
+        return runtime_for(self.runtime, sha256, self.weights.parent, self.name,
+                           lambda path, sha: load_runtime(path, self.device, expected=sha))
+
     def version(self) -> str:
         import constriction
         import torch
@@ -197,12 +177,9 @@ class LearnedCodec(Codec):
         import torch
 
         header, payloads = bitstream.unpack(data)
-        rt = self.runtime
         if header.model != self.model_kind:
             raise DecodeError(f"{self.name}: stream was written by the {header.model} codec")
-        if header.weights_sha256 != rt.sha256:
-            raise DecodeError(f"{self.name}: stream needs weights sha256:{header.weights_sha256.hex()}, "
-                              f"loaded sha256:{rt.sha256.hex()}")
+        rt = self.runtime_for(header.weights_sha256)
         if not 1 <= header.quality <= rt.qualities:
             raise DecodeError(f"{self.name}: quality {header.quality} outside 1..{rt.qualities}")
         out = np.empty((header.height, header.width, 3), dtype=np.uint8)

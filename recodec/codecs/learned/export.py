@@ -14,7 +14,6 @@ Its SHA-256 goes into ``pins.json`` beside it and into every bitstream header.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -28,6 +27,7 @@ from recodec.codecs.learned.entropy import density_tables, gaussian_tables
 from recodec.codecs.learned.models import (
     SCALE_MAX, SCALE_MIN, SCALE_STEPS_PER_NAT, FactorizedPrior, GDN, ScaleHyperprior, build_model,
 )
+from recodec.digest import sha256_file  # noqa: F401 -- re-exported: callers import it from here
 
 WEIGHTS_FORMAT = 1
 #: Support searched for the factorized densities' tables (values beyond are clamped).
@@ -179,15 +179,6 @@ def _write_pinned(state: dict[str, torch.Tensor], out: Path, fname: str) -> dict
     pins[fname] = digest
     pins_path.write_text(json.dumps(pins, indent=2, sort_keys=True) + "\n")
     return {"file": fname, "path": str(out / fname), "bytes": (out / fname).stat().st_size, "sha256": digest}
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def export_checkpoint(checkpoint: str, out_dir: str, calibration: list[np.ndarray], *,

@@ -26,6 +26,7 @@ import numpy as np
 
 from recodec.codecs.base import Capabilities, Codec, Knob, Param, require
 from recodec.codecs.rnn import bitstream
+from recodec.codecs.weights import runtime_for
 from recodec.errors import CodecError, DecodeError
 from recodec.formats.magic import is_format
 
@@ -72,6 +73,13 @@ class RnnCodec(Codec):
         """The loaded :class:`~recodec.codecs.rnn.runtime.Runtime`."""
         self.load()
         return self._rt
+
+    def runtime_for(self, sha256: bytes) -> Any:
+        """The runtime of the weights a stream names: these, or older ones found by SHA-256."""
+        from recodec.codecs.rnn.runtime import load_runtime
+
+        return runtime_for(self.runtime, sha256, self.weights.parent, self.name,
+                           lambda path, sha: load_runtime(path, self.device, expected=sha))
 
     def version(self) -> str:
         import torch
@@ -129,10 +137,7 @@ class RnnCodec(Codec):
     def _decode_rgb(self, header: bitstream.Header, chunks: list[list[bytes]]) -> list[np.ndarray]:
         from recodec.codecs.rnn.runtime import decode_tile_prefixes
 
-        rt = self.runtime
-        if header.weights_sha256 != rt.sha256:
-            raise DecodeError(f"rnn: stream needs weights sha256:{header.weights_sha256.hex()}, "
-                              f"loaded sha256:{rt.sha256.hex()}")
+        rt = self.runtime_for(header.weights_sha256)
         if len(chunks) > rt.arch.iterations:
             raise DecodeError(f"rnn: {len(chunks)} iterations, the weights know {rt.arch.iterations}")
         out = [np.empty((header.height, header.width, 3), dtype=np.uint8) for _ in chunks]

@@ -7,7 +7,6 @@ what the stream means; only the bits written need be reproducible, not the encod
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,23 +76,14 @@ _RUNTIMES: dict[tuple[str, str], Runtime] = {}
 _LOCK = threading.Lock()
 
 
-def pinned_sha256(weights: Path) -> str:
-    """The SHA-256 pinned for ``weights`` in the ``pins.json`` beside it."""
-    pins_path = weights.parent / "pins.json"
-    try:
-        return str(json.loads(pins_path.read_text())[weights.name])
-    except (OSError, KeyError, ValueError) as exc:
-        raise CodecError(f"rnn: no SHA-256 pin for {weights.name} in {pins_path}") from exc
-
-
-def load_runtime(weights: Path, device: str = "cpu") -> Runtime:
-    """Check the pinned SHA-256, ``torch.load(weights_only=True)``, build the runtime (cached)."""
-    from recodec.codecs.learned.codec import load_pinned
+def load_runtime(weights: Path, device: str = "cpu", *, expected: str | None = None) -> Runtime:
+    """Check the SHA-256 (pinned, or ``expected``), ``torch.load(weights_only=True)``, build the runtime (cached)."""
+    from recodec.codecs.weights import load_pinned
 
     key = (str(weights.resolve()), device)
     with _LOCK:
         if key not in _RUNTIMES:
-            state, actual = load_pinned(weights, "rnn")
+            state, actual = load_pinned(weights, "rnn", expected=expected)
             _RUNTIMES[key] = runtime_from_state(state, bytes.fromhex(actual), device)
         return _RUNTIMES[key]
 
