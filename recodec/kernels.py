@@ -19,17 +19,35 @@ calling thread before using it (benchmarks and determinism), the default ``auto`
 in the background.  Inductor caches what it builds on disk
 (``TORCHINDUCTOR_CACHE_DIR``, by default under the temporary folder), so later processes
 on the machine load the kernels in about a second instead of compiling them.
+
+A twin given :class:`Shapes` is *packaged* instead: its variant is exported with symbolic
+dimensions and compiled ahead of time by AOTInductor into a ``.pt2`` file in the per-user
+kernel cache (:data:`CACHE_ENV`, default ``~/.cache/recodec/kernels``), keyed by the
+module's source, torch, Python and the CPU.  Building one costs about 30 s of CPU once per
+machine (after :data:`COMPILE_AFTER_SECONDS` of eager work, like the compiled twins); every
+later process loads a package at its first call in a few milliseconds (through torch's AOTI
+runner, without importing Inductor), so even a one-image job runs the compiled kernels.
+A packaged kernel is called only with contiguous inputs whose sizes fit the exported ranges
+(it does not check them itself, and a size the trace baked in would be silently wrong, which
+tests/test_kernels.py guards against); any other call runs eagerly.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
+import inspect
 import logging
 import os
+import platform
+import sys
 import tempfile
 import threading
 import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 log = logging.getLogger(__name__)
@@ -41,6 +59,44 @@ COMPILE_ENV = "RECODEC_COMPILE"
 #: eager work (they share the GIL): measured on 200 photos (14 s of work), compiling after 1 s
 #: made the run 30 % slower than staying eager.  After 30 s it pays back within the job.
 COMPILE_AFTER_SECONDS = 30.0
+
+
+#: Environment variable naming the folder of packaged (ahead-of-time compiled) kernels.
+CACHE_ENV = "RECODEC_KERNEL_CACHE"
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """Symbolic shapes of a packaged twin's arguments.
+
+    ``args`` has one entry per positional argument: a tuple of dimension names (symbolic,
+    shared across arguments) or ints (fixed) for a tensor, None for anything else (baked into
+    the package as a constant, and part of the variant key).  ``ranges`` bounds each name,
+    inclusive; a call outside them runs eagerly.
+    """
+
+    args: tuple[tuple[str | int, ...] | None, ...]
+    ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def sizes(self, args: Sequence[Any]) -> dict[str, int] | None:
+        """The value of every dimension name in ``args``, or None when they do not fit."""
+        sizes: dict[str, int] = {}
+        for spec, a in zip(self.args, args):
+            if spec is None or a is None:
+                continue
+            if a.dim() != len(spec):
+                return None
+            for dim, n in zip(spec, a.shape):
+                if isinstance(dim, int):
+                    if n != dim:
+                        return None
+                elif sizes.setdefault(dim, n) != n:
+                    return None
+        for dim, n in sizes.items():
+            low, high = self.ranges.get(dim, (1, 1 << 31))
+            if not low <= n <= high:
+                return None
+        return sizes
 
 
 def compile_mode() -> str:
@@ -61,16 +117,21 @@ class CompiledTwin:
     one kernel for any shape and stride; static twins compile one per shape.
     """
 
-    def __init__(self, fn: Callable[..., Any], *, dynamic: bool = False) -> None:
+    def __init__(self, fn: Callable[..., Any], *, dynamic: bool = False, shapes: Shapes | None = None) -> None:
         self.fn = fn
-        self.dynamic = dynamic
+        self.dynamic = dynamic or shapes is not None
+        self.shapes = shapes
         self.ready: set[tuple[Any, ...]] = set()
         self.failed: set[tuple[Any, ...]] = set()
         self.eager_seconds: dict[tuple[Any, ...], float] = {}
         self._compiled: Callable[..., Any] | None = None
+        self._packages: dict[tuple[Any, ...], Callable[..., Any]] = {}
+        self._looked: set[tuple[Any, ...]] = set()
 
     def __call__(self, *args: Any) -> Any:
         """Run the compiled twin when it is built for this variant and the inputs are on the CPU."""
+        if self.shapes is not None:
+            return self._call_packaged(args)
         key = _signature(args, self.dynamic)
         if key in self.ready and not _BUSY.locked():
             try:
@@ -91,6 +152,98 @@ class CompiledTwin:
         result = self.fn(*args)
         self.eager_seconds[key] = self.eager_seconds.get(key, 0.0) + time.perf_counter() - started
         return result
+
+    def _call_packaged(self, args: tuple[Any, ...]) -> Any:
+        """A packaged twin's call: the package when it exists and the inputs fit, else eager."""
+        key = _signature(args, True)
+        fits = self.shapes.sizes(args) is not None and _on_cpu(args)  # type: ignore[union-attr]
+        if fits and key not in self.ready and key not in self._looked and self._may_load():
+            self._looked.add(key)
+            self._load(key)
+        if fits and key in self.ready:
+            try:
+                return self._packages[key](*_contiguous(args, self.shapes))  # type: ignore[arg-type]
+            except Exception as exc:  # noqa: BLE001 -- a package that breaks at run time: stay eager
+                self.ready.discard(key)
+                self.failed.add(key)
+                log.warning("kernels: %s falls back to eager (%s: %s)", self.fn.__name__, type(exc).__name__, exc)
+        elif fits and self._due(key, args) and _BUSY.acquire(blocking=False):
+            try:
+                self._start(key, args)
+            except BaseException:
+                _BUSY.release()
+                raise
+            if key in self.ready:
+                return self._packages[key](*_contiguous(args, self.shapes))  # type: ignore[arg-type]
+        started = time.perf_counter()
+        result = self.fn(*args)
+        self.eager_seconds[key] = self.eager_seconds.get(key, 0.0) + time.perf_counter() - started
+        return result
+
+    def _may_load(self) -> bool:
+        """Whether to look for packages (a few milliseconds each): not with ``RECODEC_COMPILE=0``."""
+        return compile_mode() != "off"
+
+    def package_path(self, key: tuple[Any, ...]) -> Path:
+        """Where variant ``key``'s package lives in the kernel cache."""
+        module = sys.modules.get(self.fn.__module__)
+        source = inspect.getsource(module) if module is not None else inspect.getsource(self.fn)
+        import torch
+
+        ident = repr((self.fn.__module__, self.fn.__qualname__, key, self.shapes, torch.__version__,
+                      sys.version_info[:2], _cpu_identity())).encode() + source.encode()
+        return kernel_cache() / f"{self.fn.__name__.strip('_')}-{hashlib.sha256(ident).hexdigest()[:24]}.pt2"
+
+    def _load(self, key: tuple[Any, ...]) -> None:
+        """Load variant ``key``'s package when the cache has it (milliseconds); a bad file stays eager."""
+        path = self.package_path(key)
+        if not path.is_file():
+            return
+        try:
+            self._packages[key] = _Package(path)
+            self.ready.add(key)
+        except Exception as exc:  # noqa: BLE001 -- a truncated or foreign package: eager, rebuild later
+            self.failed.add(key)
+            log.warning("kernels: cannot load %s (%s: %s)", path, type(exc).__name__, exc)
+
+    def _package(self, key: tuple[Any, ...], args: tuple[Any, ...]) -> None:
+        """Export variant ``key`` with symbolic sizes, compile it ahead of time and store it atomically."""
+        import torch
+        from torch.export import export
+
+        tensors, dynamic, baked = _examples(self.shapes, args)  # type: ignore[arg-type]
+        module = _bound(self.fn, len(args), baked)
+        path = self.package_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.pt2")  # aoti wants the suffix
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch-internal deprecations while tracing, not ours to fix
+            program = export(module, tuple(tensors), dynamic_shapes=(tuple(dynamic),))  # one entry: *tensors
+            torch._inductor.aoti_compile_and_package(program, package_path=str(tmp))
+        os.replace(tmp, path)
+
+    def _build_package(self, key: tuple[Any, ...], args: tuple[Any, ...]) -> None:
+        """Package variant ``key`` unless the cache has it (or knows it fails), then load it.
+
+        A failure is remembered beside the package (``.failed``), so other processes on the
+        machine do not pay for the same failing export again.
+        """
+        import torch
+
+        path = self.package_path(key)
+        failed = path.with_suffix(".failed")
+        with torch.no_grad(), _machine_lock():
+            if not path.is_file() and not failed.is_file():  # another process may have built it meanwhile
+                try:
+                    self._package(key, args)
+                except Exception as exc:
+                    failed.write_text(f"{type(exc).__name__}: {exc}\n")
+                    raise
+        if failed.is_file() and not path.is_file():
+            raise RuntimeError(f"packaging failed before on this machine ({failed})")
+        self._load(key)
+        if key not in self.ready:
+            raise RuntimeError("the package did not load")
 
     def _due(self, key: tuple[Any, ...], args: tuple[Any, ...]) -> bool:
         """Whether to compile this variant now: CPU inputs, not failed, and worth it in this mode."""
@@ -116,6 +269,9 @@ class CompiledTwin:
             import torch._inductor.config as inductor_config
 
             inductor_config.compile_threads = 1  # no pool of compile processes beside a worker
+            if self.shapes is not None:
+                self._build_package(key, args)
+                return
             if self._compiled is None:
                 # Static unless asked: automatic dynamic shapes made reductions several times slower.
                 self._compiled = torch.compile(self.fn, dynamic=self.dynamic)
@@ -186,4 +342,79 @@ def _on_cpu(args: Sequence[Any]) -> bool:
     return all(getattr(getattr(a, "device", None), "type", "cpu") == "cpu" for a in args)
 
 
-__all__ = ["COMPILE_ENV", "CompiledTwin", "compile_mode"]
+def kernel_cache() -> Path:
+    """The per-user folder of packaged kernels (:data:`CACHE_ENV`, else ``~/.cache/recodec/kernels``)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "recodec" / "kernels"
+
+
+def _cpu_identity() -> str:
+    """What a natively compiled kernel depends on: machine, processor and (on Linux) its flags."""
+    flags = ""
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "")
+    return f"{platform.machine()}|{platform.processor()}|{hashlib.sha256(flags.encode()).hexdigest()[:16]}"
+
+
+def _contiguous(args: Sequence[Any], shapes: Shapes) -> list[Any]:
+    """The tensor arguments a package takes, contiguous (it assumes the layout it was traced with)."""
+    return [a.contiguous() for spec, a in zip(shapes.args, args) if spec is not None and a is not None]
+
+
+def _examples(shapes: Shapes, args: Sequence[Any]) -> tuple[list[Any], list[dict[int, Any]], dict[int, Any]]:
+    """(example tensors, their symbolic dims, baked non-tensor arguments by position) for ``torch.export``."""
+    import torch
+    from torch.export import Dim
+
+    sizes = shapes.sizes(args) or {}
+    ranges = {name: shapes.ranges.get(name, (1, 1 << 31)) for name in sizes}
+    dims = {name: Dim(name, min=low, max=high) for name, (low, high) in ranges.items()}
+    # Sizes 0 and 1 would be specialised by the trace: trace at 2 or more (values never matter).
+    example = {name: max(n, 2, ranges[name][0]) for name, n in sizes.items()}
+    tensors, dynamic, baked = [], [], {}
+    for i, (spec, a) in enumerate(zip(shapes.args, args)):
+        if spec is None or a is None:
+            baked[i] = a
+            continue
+        tensors.append(torch.zeros([d if isinstance(d, int) else example[d] for d in spec], dtype=a.dtype))
+        dynamic.append({j: dims[d] for j, d in enumerate(spec) if isinstance(d, str)})
+    return tensors, dynamic, baked
+
+
+class _Package:
+    """A loaded ``.pt2`` package, called with its tensor arguments in order.
+
+    Talks to torch's AOTI runner directly: ``torch._inductor.aoti_load_package`` would import
+    Inductor (about 2 s) and re-parse the call spec at every call.
+    """
+
+    def __init__(self, path: Path) -> None:
+        import torch
+        from torch.utils import _pytree as pytree
+
+        self.loader = torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
+        self.out_spec = pytree.treespec_loads(self.loader.get_call_spec()[1])
+
+    def __call__(self, *tensors: Any) -> Any:
+        """Run the kernel; outputs in the traced function's structure."""
+        from torch.utils import _pytree as pytree
+
+        return pytree.tree_unflatten(self.loader.boxed_run(list(tensors)), self.out_spec)
+
+
+def _bound(fn: Callable[..., Any], count: int, baked: dict[int, Any]) -> Any:
+    """A ``torch.nn.Module`` calling ``fn`` with the arguments in ``baked`` fixed (what ``torch.export`` traces)."""
+    import torch
+
+    class Bound(torch.nn.Module):
+        def forward(self, *tensors: Any) -> Any:
+            it = iter(tensors)
+            return fn(*(baked[i] if i in baked else next(it) for i in range(count)))
+
+    return Bound()
+
+
+__all__ = ["CACHE_ENV", "COMPILE_ENV", "CompiledTwin", "Shapes", "compile_mode", "kernel_cache"]

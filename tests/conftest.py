@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # Metric kernels stay eager in tests (Ray workers inherit it): background compiles would cost
 # CPU in every test process; tests/test_kernels.py compiles them on purpose.
 os.environ.setdefault("RECODEC_COMPILE", "0")
+# Packaged kernels that tests build go to a throw-away folder, never to the user's cache.
+os.environ.setdefault("RECODEC_KERNEL_CACHE", tempfile.mkdtemp(prefix="recodec-test-kernels-"))
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing-secret")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")

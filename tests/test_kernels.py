@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,39 +26,138 @@ def _pair(shape: tuple[int, ...], dtype: type, seed: int = 0) -> tuple[np.ndarra
 
 def _fresh_twins(monkeypatch: pytest.MonkeyPatch) -> None:
     """New twins, so no state leaks between tests (or from other tests in the process)."""
-    for name in ("_SSIM_STRIP", "_POINTWISE_CHUNK", "_DOWN"):
+    for name in ("_SSIM_STRIP", "_POINTWISE_CHUNK", "_DOWN_EVEN"):
         twin = getattr(metrics, name)
-        monkeypatch.setattr(metrics, name, kernels.CompiledTwin(twin.fn, dynamic=twin.dynamic))
+        monkeypatch.setattr(metrics, name, kernels.CompiledTwin(twin.fn, dynamic=twin.dynamic, shapes=twin.shapes))
+
+
+@pytest.fixture(scope="module")
+def kernel_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One kernel cache for this module: the packages are built once (about 30 s of CPU each)."""
+    return str(tmp_path_factory.mktemp("kernels"))
+
+
+#: (shape, dtype, nodata): RGB, gray with nodata, many 16-bit bands with nodata at odd sizes,
+#: a narrow image whose coarse scales fall below the packaged ranges.
+CASES = [((90, 120, 3), np.uint8, None), ((70, 80, 1), np.uint16, 0), ((41, 333, 7), np.uint16, 0),
+         ((200, 13, 3), np.uint8, None)]
+
+
+def _case_metrics() -> list:
+    out = []
+    for i, (shape, dtype, nodata) in enumerate(CASES):
+        ref, dec = _pair(shape, dtype, seed=i)
+        if nodata is not None:
+            ref[:8] = nodata
+        out.append(compute_metrics(ref, dec, nodata=nodata))
+    return out
 
 
 @pytest.mark.slow
-def test_compiled_kernels_agree_with_eager(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_packaged_kernels_agree_with_eager(monkeypatch: pytest.MonkeyPatch, kernel_cache: str) -> None:
+    monkeypatch.setenv(kernels.CACHE_ENV, kernel_cache)
     _fresh_twins(monkeypatch)
-    ref, dec = _pair((90, 120, 3), np.uint8)
-    ref16, dec16 = _pair((70, 80, 1), np.uint16, seed=1)
-    ref16[:8] = 0
     monkeypatch.setenv(kernels.COMPILE_ENV, "0")
-    eager = [compute_metrics(ref, dec), compute_metrics(ref16, dec16, nodata=0)]
+    eager = _case_metrics()
     monkeypatch.setenv(kernels.COMPILE_ENV, "sync")
-    compiled = [compute_metrics(ref, dec), compute_metrics(ref16, dec16, nodata=0)]
-    if not metrics._SSIM_STRIP.ready:
-        pytest.skip(f"torch.compile unavailable here ({metrics._SSIM_STRIP.failed})")
-    assert metrics._POINTWISE_CHUNK.ready
-    for e, c in zip(eager, compiled):
+    packaged = _case_metrics()
+    twins = [metrics._SSIM_STRIP, metrics._POINTWISE_CHUNK, metrics._DOWN_EVEN]
+    if not all(t.ready for t in twins):
+        pytest.skip(f"AOT compiling unavailable here ({[t.failed for t in twins]})")
+    assert len(metrics._SSIM_STRIP.ready) == 2  # without and with a nodata mask
+    for e, c in zip(eager, packaged):
         assert c.psnr == e.psnr and c.max_abs_error == e.max_abs_error  # integer-exact sums
         assert c.psnr_per_band == e.psnr_per_band
         assert abs(c.ssim - e.ssim) < 1e-6 and abs(c.ms_ssim - e.ms_ssim) < 1e-6
         assert c.sam is None or abs(c.sam - e.sam) < 1e-6 * max(1.0, e.sam)
 
 
-def test_failed_compile_stays_eager(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.slow
+def test_a_new_process_loads_packages_without_building(monkeypatch: pytest.MonkeyPatch, kernel_cache: str) -> None:
+    import torch.export
+
+    monkeypatch.setenv(kernels.CACHE_ENV, kernel_cache)
+    monkeypatch.setenv(kernels.COMPILE_ENV, "sync")
+    _fresh_twins(monkeypatch)
+    _case_metrics()  # builds whatever the module's first test did not
+    _fresh_twins(monkeypatch)  # as in a new worker process
+
+    def no_export(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the package should have been loaded, not built again")
+
+    monkeypatch.setattr(torch.export, "export", no_export)
+    _case_metrics()
+    assert metrics._SSIM_STRIP.ready and not metrics._SSIM_STRIP.failed
+
+
+@pytest.mark.slow
+def test_auto_mode_loads_existing_packages_at_the_first_call(monkeypatch: pytest.MonkeyPatch,
+                                                             kernel_cache: str) -> None:
+    import sys
+
+    monkeypatch.setenv(kernels.CACHE_ENV, kernel_cache)
+    monkeypatch.setenv(kernels.COMPILE_ENV, "sync")
+    _fresh_twins(monkeypatch)
+    _case_metrics()  # the packages exist from here on
+    _fresh_twins(monkeypatch)
+    monkeypatch.setenv(kernels.COMPILE_ENV, "auto")
+    monkeypatch.setattr(kernels, "COMPILE_AFTER_SECONDS", math.inf)  # nothing may be built here
+    monkeypatch.delitem(sys.modules, "torch._inductor.package", raising=False)
+    ref, dec = _pair((90, 120, 3), np.uint8)
+    compute_metrics(ref, dec)
+    assert metrics._SSIM_STRIP.ready and metrics._POINTWISE_CHUNK.ready and metrics._DOWN_EVEN.ready
+    assert "torch._inductor.package" not in sys.modules  # loaded without importing Inductor's loader
+    monkeypatch.setenv(kernels.COMPILE_ENV, "0")
+    _fresh_twins(monkeypatch)
+    compute_metrics(ref, dec)
+    assert not metrics._SSIM_STRIP.ready  # RECODEC_COMPILE=0 stays eager
+
+
+def test_shapes_accept_only_consistent_sizes_in_range() -> None:
     import torch
+
+    shapes = kernels.Shapes((("n", "r"), ("n", 1), None), {"r": (12, 100)})
+    assert shapes.sizes([torch.zeros(2, 20), torch.zeros(2, 1), [1.0]]) == {"n": 2, "r": 20}
+    assert shapes.sizes([torch.zeros(2, 20), torch.zeros(3, 1), None]) is None  # n disagrees
+    assert shapes.sizes([torch.zeros(2, 11), torch.zeros(2, 1), None]) is None  # r below its range
+    assert shapes.sizes([torch.zeros(2, 20), torch.zeros(2, 2), None]) is None  # fixed size differs
+    assert shapes.sizes([torch.zeros(2, 20, 1), torch.zeros(2, 1), None]) is None  # rank differs
+
+
+def test_a_failed_package_is_not_retried_by_other_processes(monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    import torch
+
+    calls: list[int] = []
+
+    def add_one(t: torch.Tensor) -> torch.Tensor:
+        return t + 1
+
+    def broken(self: kernels.CompiledTwin, key: object, args: object) -> None:
+        calls.append(1)
+        raise RuntimeError("export failed")
+
+    monkeypatch.setenv(kernels.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(kernels.COMPILE_ENV, "sync")
+    monkeypatch.setattr(kernels.CompiledTwin, "_package", broken)
+    shapes = kernels.Shapes((("n",),), {"n": (2, 64)})
+    for _ in range(2):  # two "processes"
+        twin = kernels.CompiledTwin(add_one, shapes=shapes)
+        assert torch.equal(twin(torch.zeros(4)), torch.ones(4)) and twin.failed
+    assert calls == [1] and list(tmp_path.glob("*.failed"))
+
+
+def test_failed_compile_stays_eager(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import torch
+    import torch.export
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("no C++ compiler")
 
     _fresh_twins(monkeypatch)
+    monkeypatch.setenv(kernels.CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(torch.export, "export", broken)
     ref, dec = _pair((40, 50, 3), np.uint8)
     monkeypatch.setenv(kernels.COMPILE_ENV, "0")
     eager = compute_metrics(ref, dec)
