@@ -33,8 +33,8 @@ from recodec.formats.headers import webp_header
 from recodec.formats.image import DEFAULT_MAX_PIXELS
 
 #: Memory budget of one decoded source raster (width x height x bands x bytes per sample).  A
-#: worker's peak is a multiple of it, dominated by the float metrics: measured 45x for 8-bit and
-#: 24x for 16-bit rasters (benchmarks/memory_budget.py, docs/reliability.md#limits).
+#: worker's peak is a multiple of it, dominated by the float metrics: measured 11-14x for 8-bit and
+#: 6x for 16-bit rasters (benchmarks/memory_budget.py, docs/reliability.md#limits).
 DEFAULT_MAX_IMAGE_BYTES = 1024**3
 _MAX_ICC_BYTES = 16 * 1024 * 1024
 
