@@ -196,15 +196,15 @@ class CompiledTwin:
 
     def _load(self, key: tuple[Any, ...]) -> None:
         """Load variant ``key``'s package when the cache has it (milliseconds); a bad file stays eager."""
-        path = self.package_path(key)
-        if not path.is_file():
-            return
         try:
+            path = self.package_path(key)
+            if not path.is_file():
+                return
             self._packages[key] = _Package(path)
             self.ready.add(key)
-        except Exception as exc:  # noqa: BLE001 -- a truncated or foreign package: eager, rebuild later
+        except Exception as exc:  # noqa: BLE001 -- no source to key on, a truncated or foreign package: eager
             self.failed.add(key)
-            log.warning("kernels: cannot load %s (%s: %s)", path, type(exc).__name__, exc)
+            log.warning("kernels: cannot load %s's package (%s: %s)", self.fn.__name__, type(exc).__name__, exc)
 
     def _package(self, key: tuple[Any, ...], args: tuple[Any, ...]) -> None:
         """Export variant ``key`` with symbolic sizes, compile it ahead of time and store it atomically."""

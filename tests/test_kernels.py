@@ -192,3 +192,20 @@ def test_compile_mode_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     for value, mode in (("0", "off"), ("eager", "off"), ("sync", "sync"), ("", "auto"), ("auto", "auto")):
         monkeypatch.setenv(kernels.COMPILE_ENV, value)
         assert kernels.compile_mode() == mode
+
+
+def test_a_corrupt_package_stays_eager(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import torch
+
+    def add_one(t: torch.Tensor) -> torch.Tensor:
+        return t + 1
+
+    monkeypatch.setenv(kernels.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(kernels.COMPILE_ENV, "auto")
+    monkeypatch.setattr(kernels, "COMPILE_AFTER_SECONDS", math.inf)
+    twin = kernels.CompiledTwin(add_one, shapes=kernels.Shapes((("n",),), {"n": (2, 64)}))
+    key = kernels._signature((torch.zeros(4),), True)
+    twin.package_path(key).parent.mkdir(parents=True, exist_ok=True)
+    twin.package_path(key).write_bytes(b"not a package")
+    assert torch.equal(twin(torch.zeros(4)), torch.ones(4))
+    assert key in twin.failed and not twin.ready
