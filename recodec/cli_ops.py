@@ -1,4 +1,4 @@
-"""``recodec`` commands of scheduled storage-cost jobs: retire, report, deploy, estimate, prune.
+"""``recodec`` commands of scheduled storage-cost jobs: retire, report, deploy, estimate, prune, kernels.
 
 Registered on the main group by :mod:`recodec.cli`; each command parses and makes one call.
 """
@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from recodec.cli import _fail, _storage_options, cli
+from recodec.cli_options import json_opt
 from recodec.errors import RecodecError
 
 
@@ -183,3 +184,22 @@ def estimate(src: str, codec: str, quality: float | None, params: tuple[str, ...
                f"(95% CI {fmt_usd(c['low'])} .. {fmt_usd(c['high'])})")
     click.echo(f"compute: {t['estimate'] / 3600:.2f} h in one process  "
                f"(95% CI {t['low'] / 3600:.2f} .. {t['high'] / 3600:.2f} h; divide by the workers)")
+
+
+@cli.command()
+@click.option("--build", is_flag=True,
+              help="Build the common metric kernels for this machine now (20-30 s of CPU each), "
+              "instead of in the background of the first long job.")
+@json_opt
+def kernels(build: bool, as_json: bool) -> None:
+    """List this machine's packaged (ahead-of-time compiled) metric kernels; --build makes them."""
+    from recodec.metrics import prepare_kernels
+
+    found = prepare_kernels(build=build)
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    for k in found:
+        click.echo(f"{k['name']}  {k['bytes'] / 1e6:.1f} MB  {k['path']}")
+    if not found:
+        click.echo("no packaged kernels yet: metrics run eagerly until a long job (or --build) makes them")

@@ -99,9 +99,23 @@ class Shapes:
         return sizes
 
 
+#: A mode set by :func:`forced_mode` (overrides the environment in this process).
+_FORCED: list[str] = []
+
+
+@contextlib.contextmanager
+def forced_mode(mode: str) -> Iterator[None]:
+    """Run a block in compile mode ``mode`` (``sync``: build what is missing and wait for it)."""
+    _FORCED.append(mode)
+    try:
+        yield
+    finally:
+        _FORCED.pop()
+
+
 def compile_mode() -> str:
-    """The compile mode from :data:`COMPILE_ENV`: ``auto``, ``sync`` or ``off``."""
-    value = os.environ.get(COMPILE_ENV, "auto").strip().lower()
+    """The compile mode: :func:`forced_mode`'s, else :data:`COMPILE_ENV`'s: ``auto``, ``sync`` or ``off``."""
+    value = (_FORCED[-1] if _FORCED else os.environ.get(COMPILE_ENV, "auto")).strip().lower()
     if value in ("0", "off", "false", "no", "eager"):
         return "off"
     return "sync" if value == "sync" else "auto"
@@ -185,14 +199,30 @@ class CompiledTwin:
         return compile_mode() != "off"
 
     def package_path(self, key: tuple[Any, ...]) -> Path:
-        """Where variant ``key``'s package lives in the kernel cache."""
-        module = sys.modules.get(self.fn.__module__)
-        source = inspect.getsource(module) if module is not None else inspect.getsource(self.fn)
+        """Where variant ``key``'s package lives: ``<function>-<build id>-<variant id>.pt2``.
+
+        The build id hashes what the native code depends on (the module's source, torch, Python,
+        the CPU), so a new release or machine never loads an old package.
+        """
         import torch
 
-        ident = repr((self.fn.__module__, self.fn.__qualname__, key, self.shapes, torch.__version__,
-                      sys.version_info[:2], _cpu_identity())).encode() + source.encode()
-        return kernel_cache() / f"{self.fn.__name__.strip('_')}-{hashlib.sha256(ident).hexdigest()[:24]}.pt2"
+        module = sys.modules.get(self.fn.__module__)
+        source = inspect.getsource(module) if module is not None else inspect.getsource(self.fn)
+        build = repr((self.fn.__module__, torch.__version__, sys.version_info[:2], _cpu_identity())) + source
+        variant = repr((self.fn.__qualname__, key, self.shapes))
+        return kernel_cache() / f"{self._stem()}-{_short_hash(build)}-{_short_hash(variant)}.pt2"
+
+    def _stem(self) -> str:
+        return self.fn.__name__.strip("_")
+
+    def _prune(self, current: Path) -> None:
+        """Remove this function's packages of other builds (an older release's source): the cache
+        would otherwise grow with every upgrade.  Another build sharing the folder rebuilds its own."""
+        build = current.stem.split("-")[1]
+        for old in current.parent.glob(f"{self._stem()}-*-*.*"):
+            if old.stem.split("-")[1] != build and old.suffix in (".pt2", ".failed"):
+                with contextlib.suppress(OSError):
+                    old.unlink()
 
     def _load(self, key: tuple[Any, ...]) -> None:
         """Load variant ``key``'s package when the cache has it (milliseconds); a bad file stays eager."""
@@ -234,6 +264,7 @@ class CompiledTwin:
         failed = path.with_suffix(".failed")
         with torch.no_grad(), _machine_lock():
             if not path.is_file() and not failed.is_file():  # another process may have built it meanwhile
+                self._prune(path)
                 try:
                     self._package(key, args)
                 except Exception as exc:
@@ -350,6 +381,11 @@ def kernel_cache() -> Path:
     return Path(base) / "recodec" / "kernels"
 
 
+def _short_hash(text: str) -> str:
+    """First 16 hex digits of the SHA-256 of ``text``."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _cpu_identity() -> str:
     """What a natively compiled kernel depends on: machine, processor and (on Linux) its flags."""
     flags = ""
@@ -417,4 +453,4 @@ def _bound(fn: Callable[..., Any], count: int, baked: dict[int, Any]) -> Any:
     return Bound()
 
 
-__all__ = ["CACHE_ENV", "COMPILE_ENV", "CompiledTwin", "Shapes", "compile_mode", "kernel_cache"]
+__all__ = ["CACHE_ENV", "COMPILE_ENV", "CompiledTwin", "Shapes", "compile_mode", "forced_mode", "kernel_cache"]

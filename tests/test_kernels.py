@@ -209,3 +209,43 @@ def test_a_corrupt_package_stays_eager(monkeypatch: pytest.MonkeyPatch, tmp_path
     twin.package_path(key).write_bytes(b"not a package")
     assert torch.equal(twin(torch.zeros(4)), torch.ones(4))
     assert key in twin.failed and not twin.ready
+
+
+@pytest.mark.slow
+def test_cli_builds_and_lists_the_kernels(monkeypatch: pytest.MonkeyPatch, kernel_cache: str) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from recodec.cli import cli
+
+    monkeypatch.setenv(kernels.CACHE_ENV, kernel_cache)
+    monkeypatch.setenv(kernels.COMPILE_ENV, "0")  # --build compiles whatever the environment says
+    _fresh_twins(monkeypatch)
+    res = CliRunner().invoke(cli, ["kernels", "--build", "--json"])
+    assert res.exit_code == 0, res.output
+    names = {k["name"].split("-")[0] for k in json.loads(res.output)}
+    assert {"ssim_strip", "pointwise_chunk", "down_even"} <= names
+    assert kernels.compile_mode() == "off"  # the forced mode ended with the command
+
+
+def test_building_removes_packages_of_other_builds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import torch
+
+    def double(t: torch.Tensor) -> torch.Tensor:
+        return t * 2
+
+    monkeypatch.setenv(kernels.CACHE_ENV, str(tmp_path))
+    built: list[Path] = []
+    monkeypatch.setattr(kernels, "_Package", lambda path: (lambda *tensors: tensors[0] * 2))
+    twin = kernels.CompiledTwin(double, shapes=kernels.Shapes((("n",),), {"n": (2, 64)}))
+    key = kernels._signature((torch.zeros(4),), True)
+    path = twin.package_path(key)
+    stale = path.with_name(f"double-{'0' * 16}-{path.stem.split('-')[2]}.pt2")
+    other_fn = path.with_name(f"halve-{'0' * 16}-{'1' * 16}.pt2")
+    for f in (stale, other_fn):
+        f.write_bytes(b"old")
+    monkeypatch.setattr(twin, "_package", lambda key, args: (built.append(path), path.write_bytes(b"new")))
+    twin._build_package(key, (torch.zeros(4),))
+    assert built == [path] and path.exists() and not stale.exists() and other_fn.exists()
+    assert twin.ready == {key}
