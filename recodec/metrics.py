@@ -411,13 +411,13 @@ def _pointwise(ref: np.ndarray, dec: np.ndarray, valid: "torch.Tensor | None", d
                sam_dtype: "torch.dtype") -> "tuple[torch.Tensor, torch.Tensor, torch.Tensor]":
     """(squared error (N, S), max |error| (N,), angle sum (N,)) of (N, H, W, S) images.
 
-    Row strips of about :data:`POINTWISE_CHUNK` pixels are made band-planar and zero-padded to
-    one fixed length, so memory stays bounded and the compiled kernel sees one shape.
+    Row strips of about :data:`POINTWISE_CHUNK` pixels are made band-planar, so memory stays
+    bounded (the packaged kernel takes any length).
     """
     import torch
 
     n, h, w, s = ref.shape
-    rows, length = max(1, POINTWISE_CHUNK // w), max(POINTWISE_CHUNK, w)
+    rows = max(1, POINTWISE_CHUNK // w)
     out = (torch.zeros((n, s), dtype=torch.float64, device=dev), torch.zeros(n, dtype=torch.float64, device=dev),
            torch.zeros(n, dtype=torch.float64, device=dev))
     for i in range(n):
@@ -425,20 +425,16 @@ def _pointwise(ref: np.ndarray, dec: np.ndarray, valid: "torch.Tensor | None", d
             r = slice(start, start + rows)
             v = None if valid is None else valid[i:i + 1, :, r]
             x, y = _neutralise(_planar(ref[i:i + 1, r], dev), _planar(dec[i:i + 1, r], dev), v)
-            sq, mx, ang = _POINTWISE_CHUNK(_flat(x, length), _flat(y, length),
-                                           None if v is None else _flat(v, length), sam_dtype)
+            sq, mx, ang = _POINTWISE_CHUNK(_flat(x), _flat(y), None if v is None else _flat(v), sam_dtype)
             out[0][i] += sq
             out[1][i] = torch.maximum(out[1][i], mx)
             out[2][i] += ang
     return out
 
 
-def _flat(t: "torch.Tensor", length: int) -> "torch.Tensor":
-    """(1, C, rows, W) -> contiguous (C, length), zero-padded past rows x W."""
-    flat = t[0].reshape(t.shape[1], -1)
-    out = flat.new_zeros((t.shape[1], length))
-    out[:, : flat.shape[1]] = flat
-    return out
+def _flat(t: "torch.Tensor") -> "torch.Tensor":
+    """(1, C, rows, W) -> contiguous (C, rows x W)."""
+    return t[0].reshape(t.shape[1], -1).contiguous()
 
 
 def _structural(ref: np.ndarray, dec: np.ndarray, valid: "torch.Tensor | None", dev: "torch.device",
