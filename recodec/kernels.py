@@ -144,55 +144,38 @@ class CompiledTwin:
 
     def __call__(self, *args: Any) -> Any:
         """Run the compiled twin when it is built for this variant and the inputs are on the CPU."""
-        if self.shapes is not None:
-            return self._call_packaged(args)
+        packaged = self.shapes is not None
         key = _signature(args, self.dynamic)
-        if key in self.ready and not _BUSY.locked():
+        usable = _on_cpu(args) and (not packaged or self.shapes.sizes(args) is not None)  # type: ignore[union-attr]
+        if packaged and usable and key not in self.ready and key not in self._looked and self._may_load():
+            self._looked.add(key)
+            self._load(key)
+        # A torch.compile twin waits while another variant compiles (they share the GIL); a package does not.
+        if usable and key in self.ready and (packaged or not _BUSY.locked()):
             try:
-                return self._compiled(*args)  # type: ignore[misc]
+                return self._run(key, args)
             except Exception as exc:  # noqa: BLE001 -- a variant that breaks at run time: stay eager
                 self.ready.discard(key)
                 self.failed.add(key)
                 log.warning("kernels: %s falls back to eager (%s: %s)", self.fn.__name__, type(exc).__name__, exc)
-        elif self._due(key, args) and _BUSY.acquire(blocking=False):
+        elif usable and self._due(key, args) and _BUSY.acquire(blocking=False):
             try:
                 self._start(key, args)
             except BaseException:
                 _BUSY.release()
                 raise
             if key in self.ready:  # sync mode built it in this thread
-                return self._compiled(*args)  # type: ignore[misc]
+                return self._run(key, args)
         started = time.perf_counter()
         result = self.fn(*args)
         self.eager_seconds[key] = self.eager_seconds.get(key, 0.0) + time.perf_counter() - started
         return result
 
-    def _call_packaged(self, args: tuple[Any, ...]) -> Any:
-        """A packaged twin's call: the package when it exists and the inputs fit, else eager."""
-        key = _signature(args, True)
-        fits = self.shapes.sizes(args) is not None and _on_cpu(args)  # type: ignore[union-attr]
-        if fits and key not in self.ready and key not in self._looked and self._may_load():
-            self._looked.add(key)
-            self._load(key)
-        if fits and key in self.ready:
-            try:
-                return self._packages[key](*_contiguous(args, self.shapes))  # type: ignore[arg-type]
-            except Exception as exc:  # noqa: BLE001 -- a package that breaks at run time: stay eager
-                self.ready.discard(key)
-                self.failed.add(key)
-                log.warning("kernels: %s falls back to eager (%s: %s)", self.fn.__name__, type(exc).__name__, exc)
-        elif fits and self._due(key, args) and _BUSY.acquire(blocking=False):
-            try:
-                self._start(key, args)
-            except BaseException:
-                _BUSY.release()
-                raise
-            if key in self.ready:
-                return self._packages[key](*_contiguous(args, self.shapes))  # type: ignore[arg-type]
-        started = time.perf_counter()
-        result = self.fn(*args)
-        self.eager_seconds[key] = self.eager_seconds.get(key, 0.0) + time.perf_counter() - started
-        return result
+    def _run(self, key: tuple[Any, ...], args: tuple[Any, ...]) -> Any:
+        """Call the built variant: the package with contiguous tensors, or the compiled function."""
+        if self.shapes is not None:
+            return self._packages[key](*_contiguous(args, self.shapes))
+        return self._compiled(*args)  # type: ignore[misc]
 
     def _may_load(self) -> bool:
         """Whether to look for packages (a few milliseconds each): not with ``RECODEC_COMPILE=0``."""
