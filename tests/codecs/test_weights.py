@@ -86,3 +86,18 @@ def test_a_file_is_trusted_only_for_the_sha_it_has(tmp_path: Path, monkeypatch: 
         find_weights("00" * 32, tmp_path / "missing", "hyperprior")
     with pytest.raises(CodecError, match="SHA-256"):
         load_pinned(fake, "hyperprior", expected="00" * 32)
+
+
+STREAMS = Path(__file__).resolve().parents[1] / "data" / "streams"
+
+
+@pytest.mark.parametrize("name", sorted(json.loads((STREAMS / "streams.json").read_text())))
+def test_streams_of_earlier_releases_still_decode(name: str) -> None:
+    """A stream written by earlier shipped weights decodes to the same pixels (retired weights)."""
+    from recodec.codecs import get_codec
+    from recodec.digest import pixel_sha256
+
+    meta = json.loads((STREAMS / "streams.json").read_text())[name]
+    out = get_codec(meta["codec"]).decode((STREAMS / name).read_bytes())
+    assert list(out.shape) == meta["shape"]
+    assert pixel_sha256(out) == meta["decoded_sha256"]
