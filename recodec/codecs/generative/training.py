@@ -407,19 +407,26 @@ RECIPE_TEXT = {
     "restore-jpeg": "Restorer (U-Net, width 32) on (crop, JPEG decode) pairs, quality 10-50, 4:2:0 / 4:4:4; "
                     "InDI loss (MSE of the clean-image prediction at t ~ U(0, 1], a quarter of each batch the "
                     "noise-free t = 1 mean view).",
-    "diffusion-hyperprior": "Restorer (U-Net, width 32) on (crop, hyperprior decode at qualities 1-2) pairs; "
+    "diffusion-hyperprior": "Restorer (U-Net, width 32) on (crop, hyperprior decode at qualities 1-2 of the "
+                            "6-point ladder, now qualities 4-5) pairs; "
                             "same loss as restore-jpeg.  Network warm-started from the restore-jpeg run at its "
                             "step 240; steps 0-764 on decodes of the earlier hyperprior weights (845bb0a7...), "
-                            "764-2258 on the current ones (507e6bda...).",
+                            "764-2258 on the 6-point file 507e6bda... (its rate points are unchanged in the "
+                            "9-point de54ef92...); not fine-tuned for the new qualities 1-3.",
     "gan-hyperprior": "Generator (U-Net residual, width 32, realism-scaled) against a conditional spectral-norm "
-                      "PatchGAN on (crop, hyperprior decode at qualities 1-2) pairs of the earlier hyperprior "
-                      "weights (845bb0a7...; all 1569 steps); loss 100 MSE + 0.1 (1 - MS-SSIM) + realism x "
-                      "(0.02 hinge adversarial + 0.5 feature matching + 2 log band-energy matching on the three "
-                      "DoG bands; before step 586 weight 0.5, before step 1074 the two finest bands only).  A "
-                      "fine-tune on the current hyperprior's decodes (487 steps) was not shipped: it lowered the "
-                      "fine-band energy ratio on training crops from 0.84 to 0.66; nor was one with band "
-                      "weight 5 (1674 steps; ratio 0.87 then 0.66 at consecutive checkpoints) "
-                      "(docs/generative.md).",
+                      "PatchGAN; loss 100 MSE + 0.1 (1 - MS-SSIM) + realism x (0.02 hinge adversarial + 0.5 "
+                      "feature matching + w x log band-energy matching on the three DoG bands).  Stages 1-4 "
+                      "(steps 0-1569): pairs at qualities 1-2 of the earlier hyperprior weights (845bb0a7...), "
+                      "w = 0.5 before step 586, then 2, the two finest bands only before step 1074.  Stages 5-8 "
+                      "(session 10, steps 1569-10158): warm start from that generator with a fresh "
+                      "discriminator, pairs at qualities 1-5 of the 9-point hyperprior (de54ef92..., about "
+                      "0.1-0.4 bpp); w = 10, qualities uniform (stages 5-6), then drawn 3:2:1:1:1 (stage 7); "
+                      "stage 8 started from the mean of the generator weights at steps 5297-7384 (5 "
+                      "checkpoints) with w = 30.  Shipped: the mean of the generator weights at steps 9407 and "
+                      "10158 (checkpoints 3 minutes apart; the fine-band ratio swings between single "
+                      "checkpoints).  The mean was chosen among 3 candidates (step 10158 alone, the mean, the "
+                      "step-5297 one) by the held-out evaluation of docs/generative.md, which is therefore "
+                      "not independent of the choice.",
 }
 
 
