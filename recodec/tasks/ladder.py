@@ -30,7 +30,7 @@ import numpy as np
 
 from recodec.codecs.crops import random_crops
 from recodec.tasks.train import (
-    TrainConfig, _device_name, autocast, config_from_json, list_images, load_rgb, rd_loss, stop_on_signals,
+    TrainConfig, _device_name, config_from_json, list_images, load_rgb, rd_loss, stop_on_signals,
 )
 from recodec.tasks import train as T
 
@@ -190,7 +190,7 @@ def train_new_qualities(data: str, out_dir: str, src: str, lambdas: tuple[float,
             loss.backward()
             opt.step()
             step += 1
-            window.append((q, float(bpp), float(mse)))
+            window.append((q, bpp.item(), mse.item()))
             if step % log_every == 0:
                 for qq in range(new):
                     pts = [(b, e) for k, b, e in window if k == qq]
