@@ -90,8 +90,8 @@ SWEEPS: dict[str, tuple[Callable[..., tuple[bytes, np.ndarray]] | None, list[flo
     "webp": (None, [5, 15, 30, 50, 70, 85, 95]),
     "avif": (None, [20, 35, 50, 60, 70, 80, 90]),
     "jxl": (jxl_codec, [6.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.6]),
-    "hyperprior": (None, [1, 2, 3, 4, 5, 6]),
-    "factorized": (None, [1, 2, 3, 4, 5, 6]),
+    "hyperprior": (None, [1, 2, 3, 4, 5, 6, 7, 8, 9]),
+    "factorized": (None, [1, 2, 3, 4, 5, 6, 7, 8, 9]),
 }
 
 

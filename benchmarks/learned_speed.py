@@ -58,7 +58,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--quality", type=int, default=4)
+    ap.add_argument("--quality", type=int, default=7)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--codecs", default="hyperprior,factorized")
     args = ap.parse_args()

@@ -37,9 +37,13 @@ RECIPES: dict[str, dict[str, Any]] = {
     "gan-hyperprior": {"kind": "generator", "pairs": "hyperprior", "lr": 2e-4},
 }
 BANK_SIZE = 256
-#: Rate points of the hyperprior the decoders are trained on (the two lowest).
-HYPERPRIOR_QUALITIES = (1, 2)
+#: Rate points of the hyperprior the decoders are trained on: the five lowest (about 0.1-0.4 bpp on
+#: held-out photos; qualities 4-5 are the two lowest of the ladder before it was extended downwards).
+HYPERPRIOR_QUALITIES = (1, 2, 3, 4, 5)
 JPEG_QUALITIES = (10, 50)
+#: Relative frequency of each of HYPERPRIOR_QUALITIES in the hyperprior batches (``--pair-weights``;
+#: None: uniform; recorded per stage).
+PAIR_WEIGHTS: tuple[float, ...] | None = None
 #: Weight of the GAN's band-energy term (``--band-weight``; recorded per stage).
 BAND_WEIGHT = 2.0
 
@@ -84,8 +88,9 @@ def hyperprior_pairs(bank: np.ndarray, qualities: tuple[int, ...] = HYPERPRIOR_Q
 def load_pairs(out: Path, data: str, pairs: str, count: int) -> dict[str, np.ndarray]:
     """The crop bank (and hyperprior reconstructions) cached in ``out/pairs-<kind>.npz``.
 
-    Reconstructions made with other hyperprior weights than the pinned ones are made again
-    (same crops), so a decoder fine-tuned after new hyperprior weights sees their output.
+    Reconstructions made with other hyperprior weights than the pinned ones, or at other
+    qualities than :data:`HYPERPRIOR_QUALITIES`, are made again (same crops), so a decoder
+    fine-tuned after new hyperprior weights sees their output.
     """
     cache = out / f"pairs-{pairs}.npz"
     arrays: dict[str, np.ndarray] = {}
@@ -98,9 +103,11 @@ def load_pairs(out: Path, data: str, pairs: str, count: int) -> dict[str, np.nda
         from recodec.codecs.learned.codec import DEFAULT_WEIGHTS, pinned_sha256
 
         weights = np.frombuffer(bytes.fromhex(pinned_sha256(DEFAULT_WEIGHTS)), dtype=np.uint8)
-        if "recon" in arrays and np.array_equal(arrays.get("weights"), weights):
+        qualities = np.array(HYPERPRIOR_QUALITIES)
+        if ("recon" in arrays and np.array_equal(arrays.get("weights"), weights)
+                and np.array_equal(arrays.get("qualities", np.array([1, 2])), qualities)):
             return arrays
-        arrays.update(recon=hyperprior_pairs(arrays["bank"]), weights=weights)
+        arrays.update(recon=hyperprior_pairs(arrays["bank"]), weights=weights, qualities=qualities)
     elif cache.exists():
         return arrays
     tmp = cache.with_suffix(".tmp.npz")
@@ -122,7 +129,9 @@ def sample_batch(arrays: dict[str, np.ndarray], pairs: str, batch: int, crop: in
             y = jpeg_roundtrip(np.ascontiguousarray(x), rng.integers(JPEG_QUALITIES[0], JPEG_QUALITIES[1] + 1),
                                "4:2:0" if rng.random() < 0.75 else "4:4:4")
         else:
-            y = arrays["recon"][rng.integers(len(arrays["recon"])), i, top:top + crop, left:left + crop]
+            k = rng.integers(len(arrays["recon"])) if PAIR_WEIGHTS is None else rng.choice(
+                len(arrays["recon"]), p=np.asarray(PAIR_WEIGHTS) / np.sum(PAIR_WEIGHTS))
+            y = arrays["recon"][k, i, top:top + crop, left:left + crop]
         if rng.random() < 0.5:
             x, y = x[:, ::-1], y[:, ::-1]
         xs.append(x)
@@ -262,6 +271,21 @@ def load_checkpoint(path: Path, parts: dict[str, Any]) -> tuple[dict[str, Any], 
     return json.loads(state["meta"]), rng
 
 
+def shipped_history(recipe: str, path: Path, weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
+    """{"step", "stages"} of a shipped weights file (looked up in ``stages.json`` by SHA-256), else {}.
+
+    Why: a fine-tune warm-started from the shipped file continues its step count and keeps its
+    training stages on the model card.
+    """
+    from recodec.codecs.learned.export import sha256_file
+
+    cards_path = weights_dir / "stages.json"
+    card = json.loads(cards_path.read_text()).get(recipe, {}) if cards_path.exists() else {}
+    if not card or card.get("sha256") != sha256_file(path):
+        return {}
+    return {"step": int(card["steps"]), "stages": list(card["stages"])}
+
+
 def train_step(recipe: str, parts: dict[str, Any], x: Any, y: Any, precision: str) -> dict[str, float]:
     """One optimiser step (two for the GAN: discriminator, then generator against the updated one)."""
     import torch
@@ -316,11 +340,14 @@ def train(recipe: str, out: Path, data: str, *, steps: int, batch: int = 8, crop
     elif init_from is not None:  # warm start: the network only (same kind and width), fresh optimiser
         parts["net"].load_state_dict(torch.load(init_from, map_location="cpu", weights_only=True)["net"])
         meta["init_from"] = str(init_from)
+        meta.update(shipped_history(recipe, Path(init_from)))
     stage = {"from_step": meta["step"], "to_step": meta["step"], "batch": batch, "crop": crop,
              "pixels": 0, "wall_seconds": 0.0, "device": device, "precision": precision,
              "threads": torch.get_num_threads(), "pairs_seconds": pairs_seconds}
     if RECIPES[recipe]["kind"] == "generator":
         stage["band_weight"] = BAND_WEIGHT
+    if PAIR_WEIGHTS is not None and RECIPES[recipe]["pairs"] == "hyperprior":
+        stage["pair_weights"] = dict(zip(map(str, HYPERPRIOR_QUALITIES), PAIR_WEIGHTS))
     meta["stages"].append(stage)
     Stop.install()
     start = last_ckpt = time.monotonic()
@@ -380,19 +407,26 @@ RECIPE_TEXT = {
     "restore-jpeg": "Restorer (U-Net, width 32) on (crop, JPEG decode) pairs, quality 10-50, 4:2:0 / 4:4:4; "
                     "InDI loss (MSE of the clean-image prediction at t ~ U(0, 1], a quarter of each batch the "
                     "noise-free t = 1 mean view).",
-    "diffusion-hyperprior": "Restorer (U-Net, width 32) on (crop, hyperprior decode at qualities 1-2) pairs; "
+    "diffusion-hyperprior": "Restorer (U-Net, width 32) on (crop, hyperprior decode at qualities 1-2 of the "
+                            "6-point ladder, now qualities 4-5) pairs; "
                             "same loss as restore-jpeg.  Network warm-started from the restore-jpeg run at its "
                             "step 240; steps 0-764 on decodes of the earlier hyperprior weights (845bb0a7...), "
-                            "764-2258 on the current ones (507e6bda...).",
+                            "764-2258 on the 6-point file 507e6bda... (its rate points are unchanged in the "
+                            "9-point de54ef92...); not fine-tuned for the new qualities 1-3.",
     "gan-hyperprior": "Generator (U-Net residual, width 32, realism-scaled) against a conditional spectral-norm "
-                      "PatchGAN on (crop, hyperprior decode at qualities 1-2) pairs of the earlier hyperprior "
-                      "weights (845bb0a7...; all 1569 steps); loss 100 MSE + 0.1 (1 - MS-SSIM) + realism x "
-                      "(0.02 hinge adversarial + 0.5 feature matching + 2 log band-energy matching on the three "
-                      "DoG bands; before step 586 weight 0.5, before step 1074 the two finest bands only).  A "
-                      "fine-tune on the current hyperprior's decodes (487 steps) was not shipped: it lowered the "
-                      "fine-band energy ratio on training crops from 0.84 to 0.66; nor was one with band "
-                      "weight 5 (1674 steps; ratio 0.87 then 0.66 at consecutive checkpoints) "
-                      "(docs/generative.md).",
+                      "PatchGAN; loss 100 MSE + 0.1 (1 - MS-SSIM) + realism x (0.02 hinge adversarial + 0.5 "
+                      "feature matching + w x log band-energy matching on the three DoG bands).  Stages 1-4 "
+                      "(steps 0-1569): pairs at qualities 1-2 of the earlier hyperprior weights (845bb0a7...), "
+                      "w = 0.5 before step 586, then 2, the two finest bands only before step 1074.  Stages 5-8 "
+                      "(session 10, steps 1569-10158): warm start from that generator with a fresh "
+                      "discriminator, pairs at qualities 1-5 of the 9-point hyperprior (de54ef92..., about "
+                      "0.1-0.4 bpp); w = 10, qualities uniform (stages 5-6), then drawn 3:2:1:1:1 (stage 7); "
+                      "stage 8 started from the mean of the generator weights at steps 5297-7384 (5 "
+                      "checkpoints) with w = 30.  Shipped: the mean of the generator weights at steps 9407 and "
+                      "10158 (checkpoints 3 minutes apart; the fine-band ratio swings between single "
+                      "checkpoints).  The mean was chosen among 3 candidates (step 10158 alone, the mean, the "
+                      "step-5297 one) by the held-out evaluation of docs/generative.md, which is therefore "
+                      "not independent of the choice.",
 }
 
 
@@ -451,11 +485,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fresh", action="store_true", help="ignore OUT/checkpoint.pt")
     p.add_argument("--init-from", type=Path, help="checkpoint.pt whose network starts a new run")
     p.add_argument("--band-weight", type=float, default=BAND_WEIGHT, help="GAN: weight of the band-energy term")
+    p.add_argument("--pair-weights", help="hyperprior recipes: comma-separated relative frequency of each "
+                   "of the qualities " + ",".join(map(str, HYPERPRIOR_QUALITIES)) + " (default uniform)")
     p.add_argument("--export", action="store_true", help="write the shipped weights, pin and stages afterwards")
     p.add_argument("--export-only", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     globals()["BAND_WEIGHT"] = args.band_weight
+    if args.pair_weights:
+        weights = tuple(float(v) for v in args.pair_weights.split(","))
+        if len(weights) != len(HYPERPRIOR_QUALITIES) or min(weights) < 0 or not sum(weights):
+            p.error(f"--pair-weights needs {len(HYPERPRIOR_QUALITIES)} non-negative numbers")
+        globals()["PAIR_WEIGHTS"] = weights
     if not args.export_only:
         meta = train(args.model, args.out, args.data, steps=args.steps, batch=args.batch, crop=args.crop,
                      width=args.width, resume=not args.fresh, max_minutes=args.max_minutes,

@@ -104,8 +104,8 @@ class LearnedCodec(Codec):
     model_kind: ClassVar[str]
     capabilities = Capabilities(dtypes=("uint8",), min_bands=1, max_bands=3, lossy=True,
                                 lossless=False, extension=".rclc", tiff_compression=None, band_counts=(1, 3))
-    knob = Knob("quality", 1, 6, 4, higher_is_better=True, integer=True,
-                description="rate point 1..6 of the shipped ladder (lambda 0.0018 .. 0.0483)",
+    knob = Knob("quality", 1, 9, 7, higher_is_better=True, integer=True,
+                description="rate point 1..9 of the shipped ladder (lambda 0.00025 .. 0.0483)",
                 quality_shortcut=False)
     params = (
         Param("tile", int, DEFAULT_TILE, "tile edge in pixels; tiles are coded independently",

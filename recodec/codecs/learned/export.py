@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from recodec.codecs.learned import integer as I
-from recodec.codecs.learned.entropy import density_tables, gaussian_tables
+from recodec.codecs.learned.entropy import density_tables, gaussian_tables, pack_tables
 from recodec.codecs.learned.models import (
     SCALE_MAX, SCALE_MIN, SCALE_STEPS_PER_NAT, FactorizedPrior, GDN, ScaleHyperprior, build_model,
 )
@@ -155,6 +155,106 @@ def build_shipped_state(model: FactorizedPrior, calibration: list[np.ndarray], c
     state["meta"] = torch.tensor([WEIGHTS_FORMAT, model.n, model.m, model.qualities, int(hyper)],
                                  dtype=torch.int32)
     return state
+
+
+@torch.no_grad()
+def extend_shipped_state(shipped: dict[str, torch.Tensor], model: FactorizedPrior, new: int,
+                         calibration: list[np.ndarray], crop: int = 256) -> dict[str, torch.Tensor]:
+    """``shipped`` with ``new`` rate points prepended (qualities 1..new), every existing one unchanged.
+
+    ``model`` is the float model of the extended ladder (:mod:`recodec.tasks.ladder`), whose
+    qualities ``new..`` must equal the shipped ones'.  Why not :func:`build_shipped_state`:
+    it recalibrates the integer networks' fixed-point scales over all qualities, so the old
+    rate points would decode to other pixels.  Here the integer ``g_s``/``h_s``, the z and
+    Gaussian tables, the encoder and the old gain and y-table rows are copied; only the new
+    decoder gains (at the old fixed-point scale) and y-table rows are added, after checking
+    on ``calibration`` crops that the new points' activations fit the old scales (no clamping).
+    """
+    model = model.float().eval()
+    _fmt, n, m, qualities, hyper = (int(v) for v in shipped["meta"])
+    if (model.n, model.m, model.qualities) != (n, m, qualities + new):
+        raise ValueError(f"model has N={model.n} M={model.m} Q={model.qualities}; shipped N={n} M={m} Q={qualities}")
+    old_gain = shipped["enc.log_gain"]
+    if not torch.equal(model.log_gain.detach().float()[new:], old_gain):
+        raise ValueError("the model's existing encoder gains differ from the shipped ones")
+    ig_frac, afrac0 = (int(v) for v in shipped["gs.frac"])
+    inv_gain = torch.round(torch.exp(model.log_inv_gain.detach().double()[:new]) * 2.0**ig_frac)
+    state = dict(shipped)
+    state["gs.inv_gain"] = torch.cat([inv_gain.to(torch.int32), shipped["gs.inv_gain"]])
+    state["enc.log_gain"] = model.log_gain.detach().float().clone()
+    state["meta"] = torch.tensor([WEIGHTS_FORMAT, n, m, qualities + new, hyper], dtype=torch.int32)
+    _check_new_points_fit(state, model, new, calibration, crop)
+
+    # y tables: new rows evaluated in float64 like build_shipped_state's, old rows copied as they are.
+    density = model.double().density_y
+
+    def probs(values: np.ndarray) -> np.ndarray:
+        v = torch.from_numpy(values.astype(np.float64)).view(1, 1, -1).expand(new * m, 1, -1).contiguous()
+        return density.bin_probability(v, slice(0, new * m)).view(new * m, -1).numpy()
+
+    fresh = density_tables(probs, new * m, bound=Y_BOUND)
+    model.float()
+    counts, lengths = shipped["tab.y.counts"].numpy(), shipped["tab.y.lengths"].numpy()
+    rows = [fresh["counts"][i, : fresh["lengths"][i]] for i in range(new * m)]
+    rows += [counts[i, : lengths[i]] for i in range(len(lengths))]
+    offsets = [*fresh["offsets"].tolist(), *shipped["tab.y.offsets"].numpy().tolist()]
+    state.update({f"tab.y.{k}": torch.from_numpy(v) for k, v in pack_tables(rows, offsets).items()})
+    return state
+
+
+def _check_new_points_fit(state: dict[str, torch.Tensor], model: FactorizedPrior, new: int,
+                          calibration: list[np.ndarray], crop: int) -> None:
+    """Raise ValueError if a new rate point would clamp an activation of the copied integer ``g_s``/``h_s``."""
+    gs_layers = [I.layer_from_state(f"gs.{i}", state) for i in range(_count(state, "gs"))]
+    hs_layers = [I.layer_from_state(f"hs.{i}", state) for i in range(_count(state, "hs"))]
+    ig_frac, afrac0 = (int(v) for v in state["gs.frac"])
+    fracs_gs = [afrac0] + [layer.afrac_out for layer in gs_layers[:-1]]
+    fracs_hs = [layer.afrac_out for layer in hs_layers[:-1]]
+    hyper = isinstance(model, ScaleHyperprior)
+    inv_gain = state["gs.inv_gain"].double() * 2.0**-ig_frac
+    for img in calibration:
+        c = min(crop, *img.shape[:2]) // 64 * 64
+        if not c:
+            continue
+        x = torch.from_numpy(img[:c, :c].transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
+        for q in range(new):
+            y = model.analysis(x, q)
+            if hyper:
+                assert isinstance(model, ScaleHyperprior)
+                z_hat = torch.round(model.h_a(y))
+                if float(z_hat.abs().max()) > Z_BOUND:
+                    raise ValueError(f"quality {q + 1}: hyper-latent beyond the z tables ({Z_BOUND})")
+                _, mu = model.hyper_params(z_hat)
+                y_hat = torch.round(y - mu) + mu
+                peaks = _calibrate(model.h_s, z_hat)[:-1]
+                for k, (p, f) in enumerate(zip(peaks, fracs_hs)):
+                    if p * 2.0**f >= I.ACT_MAX:
+                        raise ValueError(f"quality {q + 1}: h_s layer {k} would clamp ({p:.3g} at 2**-{f})")
+            else:
+                y_hat = torch.round(y)
+            g_in = y_hat * inv_gain[q].float().view(1, -1, 1, 1)
+            peaks = [float(g_in.abs().max())] + _calibrate(model.g_s, g_in)[:-1]
+            for k, (p, f) in enumerate(zip(peaks, fracs_gs)):
+                if p * 2.0**f >= I.ACT_MAX:
+                    raise ValueError(f"quality {q + 1}: g_s stage {k} would clamp ({p:.3g} at 2**-{f})")
+
+
+def _count(state: dict[str, torch.Tensor], prefix: str) -> int:
+    """Number of integer layers ``prefix.<i>.*`` in a shipped state."""
+    return len({k.split(".")[1] for k in state if k.startswith(prefix + ".") and k.split(".")[1].isdigit()})
+
+
+def extend_weights(shipped_path: str | Path, ladder_checkpoint: str | Path, out_dir: str | Path,
+                   calibration: list[np.ndarray], *, name: str = "hyperprior.pt") -> dict[str, Any]:
+    """Write ``out_dir/name`` = the shipped file plus the ladder checkpoint's new rate points, and pin it."""
+    ckpt = torch.load(ladder_checkpoint, map_location="cpu", weights_only=True)
+    cfg = json.loads(ckpt["config"])
+    shipped = torch.load(shipped_path, map_location="cpu", weights_only=True)
+    model = build_model(cfg["model"], cfg["n"], cfg["m"], len(cfg["lambdas"]))
+    model.load_state_dict(ckpt["model"])
+    new = len(cfg["lambdas"]) - int(shipped["meta"][3])
+    state = extend_shipped_state(shipped, model, new, calibration)
+    return {**_write_pinned(state, Path(out_dir), name), "lambdas": cfg["lambdas"], "new": new}
 
 
 def refresh_scale_tables(src: str | Path, out_dir: str | Path, *, name: str = "hyperprior.pt") -> dict[str, Any]:

@@ -52,7 +52,9 @@ def test_gan_steps_move_generator_and_discriminator(tmp_path: Path) -> None:
     from recodec.codecs.learned.codec import DEFAULT_WEIGHTS, pinned_sha256
 
     pin = np.frombuffer(bytes.fromhex(pinned_sha256(DEFAULT_WEIGHTS)), dtype=np.uint8)
-    np.savez(out / "pairs-hyperprior.npz", bank=bank, recon=bank[None] // 2 + 60, weights=pin)
+    qualities = np.array(T.HYPERPRIOR_QUALITIES)
+    recon = np.repeat(bank[None] // 2 + 60, len(qualities), axis=0)
+    np.savez(out / "pairs-hyperprior.npz", bank=bank, recon=recon, weights=pin, qualities=qualities)
     parts = T.build("gan-hyperprior", 8, "cpu")
     before = {k: [p.detach().clone() for p in parts[k].parameters()] for k in ("net", "disc")}
     arrays = T.load_pairs(out, "unused", "hyperprior", 2)
@@ -76,3 +78,33 @@ def test_recodec_train_model_runs_a_generative_recipe(tmp_path: Path, data: str)
     pins = json.loads((out / "weights" / "pins.json").read_text())
     assert json.loads(result.output)["sha256"] == pins["restore-jpeg.pt"]
     assert (out / "weights" / "MODEL_CARD.md").exists()
+
+
+def test_hyperprior_pairs_are_remade_for_other_qualities(tmp_path: Path, monkeypatch) -> None:
+    """A cache of decodes at other rate points (the ladder before its extension) is not reused."""
+    from recodec.codecs.learned.codec import DEFAULT_WEIGHTS, pinned_sha256
+
+    bank = np.zeros((2, T.BANK_SIZE, T.BANK_SIZE, 3), dtype=np.uint8)
+    pin = np.frombuffer(bytes.fromhex(pinned_sha256(DEFAULT_WEIGHTS)), dtype=np.uint8)
+    np.savez(tmp_path / "pairs-hyperprior.npz", bank=bank, recon=bank[None].repeat(2, 0), weights=pin)
+    calls = []
+    monkeypatch.setattr(T, "hyperprior_pairs", lambda b: calls.append(len(b)) or np.ones(
+        (len(T.HYPERPRIOR_QUALITIES), *b.shape), dtype=np.uint8))
+    arrays = T.load_pairs(tmp_path, "unused", "hyperprior", 2)
+    assert calls == [2] and arrays["recon"].shape[0] == len(T.HYPERPRIOR_QUALITIES)
+    assert list(arrays["qualities"]) == list(T.HYPERPRIOR_QUALITIES)
+    assert T.load_pairs(tmp_path, "unused", "hyperprior", 2)["recon"].min() == 1 and calls == [2]
+
+
+def test_warm_start_from_a_shipped_file_keeps_its_steps_and_stages(tmp_path: Path) -> None:
+    from recodec.codecs.learned.export import sha256_file
+
+    weights = tmp_path / "gan-hyperprior.pt"
+    weights.write_bytes(b"weights")
+    stages = [{"from_step": 0, "to_step": 7}]
+    (tmp_path / "stages.json").write_text(json.dumps({"gan-hyperprior": {
+        "sha256": sha256_file(weights), "steps": 7, "stages": stages}}))
+    assert T.shipped_history("gan-hyperprior", weights, tmp_path) == {"step": 7, "stages": stages}
+    other = tmp_path / "other.pt"
+    other.write_bytes(b"other")
+    assert T.shipped_history("gan-hyperprior", other, tmp_path) == {}

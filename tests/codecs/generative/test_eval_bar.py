@@ -1,0 +1,30 @@
+"""The bar verdict of benchmarks/generative_eval.py (issue #18) at the lowest two rates."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+SPEC = importlib.util.spec_from_file_location(
+    "generative_eval", Path(__file__).resolve().parents[3] / "benchmarks" / "generative_eval.py")
+EVAL = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(EVAL)
+
+
+def _row(psnr: float, fine: float, mid: float, coarse: float = 1.0) -> dict[str, float]:
+    return {"bpp": 0.1, "psnr": psnr, "ms_ssim": 0.9, "hf_fine": fine, "hf_mid": mid, "hf_coarse": coarse}
+
+
+def test_bar_checks_every_blurred_band_and_the_psnr_gap() -> None:
+    summary = {
+        "photo | q1 mse": _row(23.0, 0.12, 0.46), "photo | q1 gan r=1": _row(21.5, 0.9, 0.79),
+        "photo | q2 mse": _row(24.0, 0.2, 0.75), "photo | q2 gan r=1": _row(22.5, 1.1, 1.4),
+        "photo | q3 mse": _row(25.0, 0.3, 0.8), "photo | q3 gan r=1": _row(22.9, 1.0, 1.0),
+    }
+    q1, q2, q3 = EVAL.bar(summary, "photo", [1, 2, 3])
+    # q1: mid is blurred too and the GAN's mid (0.79) misses the window.
+    assert q1["blurred_bands"] == ["fine", "mid"] and not q1["hf_ok"] and q1["psnr_ok"] and not q1["met"]
+    # q2: only the fine band is blurred, so the GAN's mid at 1.4 does not count.
+    assert q2["blurred_bands"] == ["fine"] and q2["met"]
+    # q3: HF fine, but 2.1 dB below the MSE decoder.
+    assert q3["hf_ok"] and not q3["psnr_ok"] and not q3["met"]
