@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from learned_rd import heldout_images, psnr  # noqa: E402
 
 JPEG_QUALITIES = [2, 4, 6, 8, 10, 15, 20, 30, 40, 50, 60, 75]
-HYPERPRIOR_QUALITIES = [1, 2, 3, 4, 5, 6]
+#: The whole 9-point ladder (4-9 are the session-9 qualities 1-6, decoded identically).
+HYPERPRIOR_QUALITIES = [1, 2, 3, 4, 5, 6, 7, 8, 9]
 BPP_RANGE = (0.1, 0.6)
 
 
