@@ -1,35 +1,30 @@
-"""Compiled twins of hot torch functions: eager until a background ``torch.compile`` is warm.
+"""Compiled twins of hot torch functions: eager until an ahead-of-time compiled package exists.
 
 The per-image metrics are a few dozen elementwise passes over every pixel; run op by op in
-eager torch they cost several times the codec (docs/performance.md).  ``torch.compile``
-(Inductor) fuses them into a few vectorised C++ loops (figures: docs/performance.md), but compiling
-takes seconds (a C++ compiler runs), which a one-image job must not wait for.  So a
-:class:`CompiledTwin` runs the *same* Python function eagerly until its compiled twin,
-built in a background thread, is ready for the inputs, then switches.  Anything that goes
-wrong while compiling (no C++ compiler, an unsupported op) leaves the eager function in charge.
+eager torch they cost several times the codec (docs/performance.md).  Compiled by Inductor they
+become a few fused, vectorised C++ loops, but compiling takes tens of seconds (a C++ compiler
+runs), which a one-image job must not wait for.  So a :class:`CompiledTwin` runs the *same*
+Python function eagerly until a compiled *package* of it exists for the inputs, then switches.
 
-Only CPU tensors use the compiled twin; on a GPU the eager ops are already memory-bound and
-fast.  A small job never compiles: a variant is compiled only once its eager calls have cost
-:data:`COMPILE_AFTER_SECONDS` in the process.  The two agree to float32 rounding
-(tests/test_kernels.py): fused loops may round the last bit differently, so a metric within
-~1e-6 of a ``--target`` bound could land on the other side of it depending on which ran;
-integer-exact sums (PSNR's squared errors) do not change at all.  Environment:
-``RECODEC_COMPILE=0`` never compiles, ``RECODEC_COMPILE=sync`` compiles a variant in the
-calling thread before using it (benchmarks and determinism), the default ``auto`` compiles
-in the background.  Inductor caches what it builds on disk
-(``TORCHINDUCTOR_CACHE_DIR``, by default under the temporary folder), so later processes
-on the machine load the kernels in about a second instead of compiling them.
+Each variant (dtypes, which arguments are None, the non-tensor arguments) is exported with
+symbolic sizes (:class:`Shapes`) and compiled ahead of time by AOTInductor into a ``.pt2`` file
+in the per-user kernel cache (:data:`CACHE_ENV`, default ``~/.cache/recodec/kernels``), keyed by
+the function's module source, torch, Python and the CPU.  Building one costs 20-30 s of CPU,
+once per machine: in a background thread of a process whose eager calls of that variant took
+:data:`COMPILE_AFTER_SECONDS`, one build at a time per machine (file lock), or at once with
+``recodec kernels --build``.  Every later process loads a package at its first call in a few
+milliseconds (through torch's AOTI runner, without importing Inductor), so even a one-image job
+runs the compiled kernels.  A package does not check its inputs: it is called only with
+contiguous CPU tensors whose sizes fit the exported ranges (a size the trace baked in would be
+silently wrong, which tests/test_kernels.py guards against); any other call, a GPU, a failed
+build (no C++ compiler, an unsupported op) and ``RECODEC_COMPILE=0`` run eagerly.
 
-A twin given :class:`Shapes` is *packaged* instead: its variant is exported with symbolic
-dimensions and compiled ahead of time by AOTInductor into a ``.pt2`` file in the per-user
-kernel cache (:data:`CACHE_ENV`, default ``~/.cache/recodec/kernels``), keyed by the
-module's source, torch, Python and the CPU.  Building one costs about 30 s of CPU once per
-machine (after :data:`COMPILE_AFTER_SECONDS` of eager work, like the compiled twins); every
-later process loads a package at its first call in a few milliseconds (through torch's AOTI
-runner, without importing Inductor), so even a one-image job runs the compiled kernels.
-A packaged kernel is called only with contiguous inputs whose sizes fit the exported ranges
-(it does not check them itself, and a size the trace baked in would be silently wrong, which
-tests/test_kernels.py guards against); any other call runs eagerly.
+The two agree to float32 rounding (tests/test_kernels.py): fused loops may round the last bit
+differently, so a metric within ~1e-6 of a ``--target`` bound could land on the other side of it
+depending on which ran; integer-exact sums (PSNR's squared errors) do not change at all.
+Environment: ``RECODEC_COMPILE=0`` never compiles or loads, ``RECODEC_COMPILE=sync`` builds a
+missing variant in the calling thread before using it (benchmarks and determinism), the default
+``auto`` builds in the background.
 """
 
 from __future__ import annotations
@@ -54,10 +49,11 @@ log = logging.getLogger(__name__)
 
 #: Environment variable choosing the mode: ``auto`` (default), ``sync`` or ``0``.
 COMPILE_ENV = "RECODEC_COMPILE"
-#: In ``auto`` mode a variant is compiled only after its eager calls took this many seconds
-#: in this process.  Compiling costs 5-30 s of CPU and, while it runs, slows the worker's own
+#: In ``auto`` mode a missing variant is built only after its eager calls took this many seconds
+#: in this process.  Building costs 20-30 s of CPU and, while it runs, slows the worker's own
 #: eager work (they share the GIL): measured on 200 photos (14 s of work), compiling after 1 s
-#: made the run 30 % slower than staying eager.  After 30 s it pays back within the job.
+#: made the run 30 % slower than staying eager.  After 30 s it pays back within the job, and
+#: every later process on the machine gets the package for free.
 COMPILE_AFTER_SECONDS = 30.0
 
 
@@ -122,64 +118,49 @@ def compile_mode() -> str:
 
 
 class CompiledTwin:
-    """``fn`` called eagerly until its ``torch.compile`` twin is built for these inputs' shapes.
+    """``fn`` called eagerly until a compiled package of it exists for these inputs' variant.
 
-    Each input signature (dtypes, which arguments are None, and shapes and strides unless
-    ``dynamic``) is a variant, compiled once in a background thread after its eager calls
-    took :data:`COMPILE_AFTER_SECONDS` (one compile at a time per process); until then, and
-    for any variant that fails to compile, the eager function runs.  ``dynamic=True`` compiles
-    one kernel for any shape and stride; static twins compile one per shape.
+    A variant's package is loaded from the kernel cache at its first call, or built (in a
+    background thread, ``sync`` mode: at once) after its eager calls took
+    :data:`COMPILE_AFTER_SECONDS`; a variant that fails to build or run stays eager.
     """
 
-    def __init__(self, fn: Callable[..., Any], *, dynamic: bool = False, shapes: Shapes | None = None) -> None:
+    def __init__(self, fn: Callable[..., Any], *, shapes: Shapes) -> None:
         self.fn = fn
-        self.dynamic = dynamic or shapes is not None
         self.shapes = shapes
         self.ready: set[tuple[Any, ...]] = set()
         self.failed: set[tuple[Any, ...]] = set()
         self.eager_seconds: dict[tuple[Any, ...], float] = {}
-        self._compiled: Callable[..., Any] | None = None
         self._packages: dict[tuple[Any, ...], Callable[..., Any]] = {}
         self._looked: set[tuple[Any, ...]] = set()
+        self._build_id: str | None = None
 
     def __call__(self, *args: Any) -> Any:
-        """Run the compiled twin when it is built for this variant and the inputs are on the CPU."""
-        packaged = self.shapes is not None
-        key = _signature(args, self.dynamic)
-        usable = _on_cpu(args) and (not packaged or self.shapes.sizes(args) is not None)  # type: ignore[union-attr]
-        if packaged and usable and key not in self.ready and key not in self._looked and self._may_load():
+        """Run the package when it exists for this variant and the inputs fit it, else ``fn``."""
+        key = _signature(args)
+        usable = _on_cpu(args) and self.shapes.sizes(args) is not None
+        if usable and key not in self.ready and key not in self._looked and compile_mode() != "off":
             self._looked.add(key)
             self._load(key)
-        # A torch.compile twin waits while another variant compiles (they share the GIL); a package does not.
-        if usable and key in self.ready and (packaged or not _BUSY.locked()):
+        if usable and key in self.ready:
             try:
-                return self._run(key, args)
+                return self._packages[key](*_contiguous(args, self.shapes))
             except Exception as exc:  # noqa: BLE001 -- a variant that breaks at run time: stay eager
                 self.ready.discard(key)
                 self.failed.add(key)
                 log.warning("kernels: %s falls back to eager (%s: %s)", self.fn.__name__, type(exc).__name__, exc)
-        elif usable and self._due(key, args) and _BUSY.acquire(blocking=False):
+        elif usable and self._due(key) and _BUSY.acquire(blocking=False):
             try:
                 self._start(key, args)
             except BaseException:
                 _BUSY.release()
                 raise
             if key in self.ready:  # sync mode built it in this thread
-                return self._run(key, args)
+                return self._packages[key](*_contiguous(args, self.shapes))
         started = time.perf_counter()
         result = self.fn(*args)
         self.eager_seconds[key] = self.eager_seconds.get(key, 0.0) + time.perf_counter() - started
         return result
-
-    def _run(self, key: tuple[Any, ...], args: tuple[Any, ...]) -> Any:
-        """Call the built variant: the package with contiguous tensors, or the compiled function."""
-        if self.shapes is not None:
-            return self._packages[key](*_contiguous(args, self.shapes))
-        return self._compiled(*args)  # type: ignore[misc]
-
-    def _may_load(self) -> bool:
-        """Whether to look for packages (a few milliseconds each): not with ``RECODEC_COMPILE=0``."""
-        return compile_mode() != "off"
 
     def package_path(self, key: tuple[Any, ...]) -> Path:
         """Where variant ``key``'s package lives: ``<function>-<build id>-<variant id>.pt2``.
@@ -187,13 +168,15 @@ class CompiledTwin:
         The build id hashes what the native code depends on (the module's source, torch, Python,
         the CPU), so a new release or machine never loads an old package.
         """
-        import torch
+        if self._build_id is None:
+            import torch
 
-        module = sys.modules.get(self.fn.__module__)
-        source = inspect.getsource(module) if module is not None else inspect.getsource(self.fn)
-        build = repr((self.fn.__module__, torch.__version__, sys.version_info[:2], _cpu_identity())) + source
+            module = sys.modules.get(self.fn.__module__)
+            source = inspect.getsource(module) if module is not None else inspect.getsource(self.fn)
+            self._build_id = _short_hash(repr((self.fn.__module__, torch.__version__, sys.version_info[:2],
+                                               _cpu_identity())) + source)
         variant = repr((self.fn.__qualname__, key, self.shapes))
-        return kernel_cache() / f"{self._stem()}-{_short_hash(build)}-{_short_hash(variant)}.pt2"
+        return kernel_cache() / f"{self._stem()}-{self._build_id}-{_short_hash(variant)}.pt2"
 
     def _stem(self) -> str:
         return self.fn.__name__.strip("_")
@@ -224,7 +207,7 @@ class CompiledTwin:
         import torch
         from torch.export import export
 
-        tensors, dynamic, baked = _examples(self.shapes, args)  # type: ignore[arg-type]
+        tensors, dynamic, baked = _examples(self.shapes, args)
         module = _bound(self.fn, len(args), baked)
         path = self.package_path(key)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -259,17 +242,15 @@ class CompiledTwin:
         if key not in self.ready:
             raise RuntimeError("the package did not load")
 
-    def _due(self, key: tuple[Any, ...], args: tuple[Any, ...]) -> bool:
-        """Whether to compile this variant now: CPU inputs, not failed, and worth it in this mode."""
+    def _due(self, key: tuple[Any, ...]) -> bool:
+        """Whether to build this variant now: not failed, and worth it in this mode."""
         mode = compile_mode()
-        if mode == "off" or key in self.failed or not _on_cpu(args):
+        if mode == "off" or key in self.failed:
             return False
         return mode == "sync" or self.eager_seconds.get(key, 0.0) >= COMPILE_AFTER_SECONDS
 
     def _start(self, key: tuple[Any, ...], args: tuple[Any, ...]) -> None:
         """Build ``key`` in a background thread (``sync`` mode: here); the caller holds _BUSY."""
-        # The very arguments, not copies: a copy's strides differ from a view's, so the kernel
-        # would be recompiled at its first real call.  The kernels only read their inputs.
         if compile_mode() == "sync":
             self._build(key, args)
         else:
@@ -279,31 +260,15 @@ class CompiledTwin:
 
     def _build(self, key: tuple[Any, ...], args: tuple[Any, ...]) -> None:
         try:
-            import torch
             import torch._inductor.config as inductor_config
 
             inductor_config.compile_threads = 1  # no pool of compile processes beside a worker
-            if self.shapes is not None:
-                self._build_package(key, args)
-                return
-            if self._compiled is None:
-                # Static unless asked: automatic dynamic shapes made reductions several times slower.
-                self._compiled = torch.compile(self.fn, dynamic=self.dynamic)
-            with torch.no_grad(), _machine_lock():
-                self._compiled(*args)
-            self.ready.add(key)
+            self._build_package(key, args)
         except Exception as exc:  # noqa: BLE001 -- no compiler, an unsupported op...: stay eager
             self.failed.add(key)
             log.info("kernels: %s stays eager (%s: %s)", self.fn.__name__, type(exc).__name__, exc)
         finally:
             _BUSY.release()
-
-    def wait(self, timeout: float = 600.0) -> bool:
-        """Block until no compile is in flight in this process; True when some variant is ready."""
-        deadline = time.monotonic() + timeout
-        while _BUSY.locked() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return bool(self.ready)
 
 
 #: Held while one variant compiles (one at a time per process: compiling is CPU- and GIL-heavy).
@@ -319,13 +284,13 @@ def _finish_at_exit() -> None:
         time.sleep(0.05)
 
 
-def _signature(args: Sequence[Any], dynamic: bool = False) -> tuple[Any, ...]:
-    """What makes a compile of these arguments reusable (shapes and strides only when static)."""
+def _signature(args: Sequence[Any]) -> tuple[Any, ...]:
+    """What makes a package reusable for these arguments: tensor ranks, dtypes and devices, and the
+    values of the other arguments (baked into the package)."""
     out: list[Any] = []
     for a in args:
         if hasattr(a, "shape") and hasattr(a, "stride"):
-            shape = (a.dim(),) if dynamic else (tuple(a.shape), a.stride())
-            out.append((*shape, str(a.dtype), a.device.type))
+            out.append((a.dim(), str(a.dtype), a.device.type))
         elif isinstance(a, list):
             out.append(tuple(a))
         else:
@@ -335,8 +300,8 @@ def _signature(args: Sequence[Any], dynamic: bool = False) -> tuple[Any, ...]:
 
 @contextlib.contextmanager
 def _machine_lock() -> Iterator[None]:
-    """One compile at a time on this machine: the second worker then finds the first one's kernel
-    in Inductor's on-disk cache (about a second) instead of running the C++ compiler again."""
+    """One build at a time on this machine: the second worker then finds the first one's package
+    in the kernel cache instead of running the C++ compiler again."""
     try:
         import fcntl
     except ImportError:  # not POSIX: compile without the lock
@@ -375,7 +340,7 @@ def _cpu_identity() -> str:
     with contextlib.suppress(OSError):
         with open("/proc/cpuinfo") as fh:
             flags = next((line for line in fh if line.startswith("flags")), "")
-    return f"{platform.machine()}|{platform.processor()}|{hashlib.sha256(flags.encode()).hexdigest()[:16]}"
+    return f"{platform.machine()}|{platform.processor()}|{_short_hash(flags)}"
 
 
 def _contiguous(args: Sequence[Any], shapes: Shapes) -> list[Any]:
