@@ -39,14 +39,14 @@ R = TypeVar("R")
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 
-def pinned_sha256(weights: Path) -> str:
-    """The SHA-256 pinned for ``weights`` in the ``pins.json`` beside it."""
+def pinned_sha256(weights: Path, owner: str = "weights") -> str:
+    """The SHA-256 pinned for ``weights`` in the ``pins.json`` beside it (``owner`` names it in errors)."""
     pins_path = weights.parent / "pins.json"
     try:
         pins = json.loads(pins_path.read_text())
         return str(pins[weights.name])
     except (OSError, KeyError, ValueError) as exc:
-        raise CodecError(f"learned: no SHA-256 pin for {weights.name} in {pins_path}") from exc
+        raise CodecError(f"{owner}: no SHA-256 pin for {weights.name} in {pins_path}") from exc
 
 
 def load_pinned(weights: Path, owner: str, *, expected: str | None = None) -> tuple[dict[str, Any], str]:
@@ -56,7 +56,7 @@ def load_pinned(weights: Path, owner: str, *, expected: str | None = None) -> tu
 
     if not weights.is_file():
         raise CodecError(f"{owner}: weights file {weights} is missing")
-    expected = expected or pinned_sha256(weights)
+    expected = expected or pinned_sha256(weights, owner)
     actual = file_sha256(weights)
     if actual != expected:
         raise CodecError(f"{owner}: {weights.name} has SHA-256 {actual}, pinned {expected}")

@@ -479,7 +479,7 @@ def checkpoint_from_shipped(weights: str, out: str) -> dict[str, Any]:
     """Write a weights-only training checkpoint (for ``init_from``) rebuilt from a shipped weights file."""
     import torch
 
-    from recodec.codecs.learned.export import sha256_file
+    from recodec.digest import sha256_file
     from recodec.codecs.learned.recover import model_from_shipped
 
     state = torch.load(weights, map_location="cpu", weights_only=True)

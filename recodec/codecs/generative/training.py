@@ -100,7 +100,8 @@ def load_pairs(out: Path, data: str, pairs: str, count: int) -> dict[str, np.nda
     if "bank" not in arrays:
         arrays = {"bank": crop_bank(data, count)}
     if pairs == "hyperprior":
-        from recodec.codecs.learned.codec import DEFAULT_WEIGHTS, pinned_sha256
+        from recodec.codecs.learned.codec import DEFAULT_WEIGHTS
+        from recodec.codecs.weights import pinned_sha256
 
         weights = np.frombuffer(bytes.fromhex(pinned_sha256(DEFAULT_WEIGHTS)), dtype=np.uint8)
         qualities = np.array(HYPERPRIOR_QUALITIES)
@@ -277,7 +278,7 @@ def shipped_history(recipe: str, path: Path, weights_dir: Path = WEIGHTS_DIR) ->
     Why: a fine-tune warm-started from the shipped file continues its step count and keeps its
     training stages on the model card.
     """
-    from recodec.codecs.learned.export import sha256_file
+    from recodec.digest import sha256_file
 
     cards_path = weights_dir / "stages.json"
     card = json.loads(cards_path.read_text()).get(recipe, {}) if cards_path.exists() else {}
@@ -373,7 +374,7 @@ def export(recipe: str, out: Path, weights_dir: Path = WEIGHTS_DIR) -> str:
     """Write ``weights_dir/<recipe>.pt`` from ``out/checkpoint.pt``, pin it, record its stages; returns SHA-256."""
     import torch
 
-    from recodec.codecs.learned.export import sha256_file
+    from recodec.digest import sha256_file
 
     state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
     meta = json.loads(state["meta"])

@@ -20,7 +20,7 @@ import numpy as np
 
 from recodec.codecs.base import Capabilities, Codec, Knob, Param, require
 from recodec.codecs.learned import bitstream
-from recodec.codecs.weights import load_pinned, pinned_sha256, runtime_for  # noqa: F401 -- pinned_sha256 re-exported
+from recodec.codecs.weights import load_pinned, runtime_for
 from recodec.errors import CodecError, DecodeError
 from recodec.formats.magic import is_format
 

@@ -27,7 +27,7 @@ from recodec.codecs.learned.entropy import density_tables, gaussian_tables, pack
 from recodec.codecs.learned.models import (
     SCALE_MAX, SCALE_MIN, SCALE_STEPS_PER_NAT, FactorizedPrior, GDN, ScaleHyperprior, build_model,
 )
-from recodec.digest import sha256_file  # noqa: F401 -- re-exported: callers import it from here
+from recodec.digest import sha256_file
 
 WEIGHTS_FORMAT = 1
 #: Support searched for the factorized densities' tables (values beyond are clamped).

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from recodec.codecs.learned import integer as I
-from recodec.codecs.learned.export import sha256_file
+from recodec.digest import sha256_file
 from recodec.codecs.rnn import context
 from recodec.codecs.rnn.integer import GATE_FRAC, PRE_FRAC, RECON_FRAC, make_luts
 from recodec.codecs.rnn.models import Arch, ConvGRU, RecurrentCodec

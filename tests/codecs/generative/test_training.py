@@ -49,7 +49,8 @@ def test_gan_steps_move_generator_and_discriminator(tmp_path: Path) -> None:
     out.mkdir()
     rng = np.random.default_rng(1)
     bank = rng.integers(0, 255, (2, T.BANK_SIZE, T.BANK_SIZE, 3), dtype=np.uint8)
-    from recodec.codecs.learned.codec import DEFAULT_WEIGHTS, pinned_sha256
+    from recodec.codecs.learned.codec import DEFAULT_WEIGHTS
+    from recodec.codecs.weights import pinned_sha256
 
     pin = np.frombuffer(bytes.fromhex(pinned_sha256(DEFAULT_WEIGHTS)), dtype=np.uint8)
     qualities = np.array(T.HYPERPRIOR_QUALITIES)
@@ -82,7 +83,8 @@ def test_recodec_train_model_runs_a_generative_recipe(tmp_path: Path, data: str)
 
 def test_hyperprior_pairs_are_remade_for_other_qualities(tmp_path: Path, monkeypatch) -> None:
     """A cache of decodes at other rate points (the ladder before its extension) is not reused."""
-    from recodec.codecs.learned.codec import DEFAULT_WEIGHTS, pinned_sha256
+    from recodec.codecs.learned.codec import DEFAULT_WEIGHTS
+    from recodec.codecs.weights import pinned_sha256
 
     bank = np.zeros((2, T.BANK_SIZE, T.BANK_SIZE, 3), dtype=np.uint8)
     pin = np.frombuffer(bytes.fromhex(pinned_sha256(DEFAULT_WEIGHTS)), dtype=np.uint8)
@@ -97,7 +99,7 @@ def test_hyperprior_pairs_are_remade_for_other_qualities(tmp_path: Path, monkeyp
 
 
 def test_warm_start_from_a_shipped_file_keeps_its_steps_and_stages(tmp_path: Path) -> None:
-    from recodec.codecs.learned.export import sha256_file
+    from recodec.digest import sha256_file
 
     weights = tmp_path / "gan-hyperprior.pt"
     weights.write_bytes(b"weights")
