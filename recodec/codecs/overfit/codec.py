@@ -92,7 +92,6 @@ class OverfitCodec(Codec):
         from recodec.codecs.overfit import latents as L
         from recodec.codecs.overfit.encoder import PRESETS, Problem, fit
         from recodec.codecs.overfit.exact import ExactArm
-        from recodec.codecs.overfit.network import Arch
         from recodec.metrics import resolve_peak, valid_mask
 
         preset = PRESETS[params["preset"]]
@@ -103,8 +102,7 @@ class OverfitCodec(Codec):
         x = torch.from_numpy(((array.astype(np.float64) - low) / span).astype(np.float32).transpose(2, 0, 1))[None]
         mask = torch.ones(1, 1, h, w) if valid is None else torch.from_numpy(valid.astype(np.float32))[None, None]
         problem = Problem(x, mask, (span / peak) ** 2, float(params["lmbda"]), h * w, bf16=array.dtype == np.uint8)
-        levels = max(1, min(preset.levels, int(np.log2(max(h, w))) + 1))
-        arch = Arch(levels, preset.hidden, preset.convs, preset.arm_hidden, bands)
+        arch = preset.arch(bands, h, w)
         iterations = int(params["iterations"]) or preset.iterations
         session = search_state()
         key = ("overfit", array.shape, array.dtype.str, hash(array.tobytes()), params["preset"])
@@ -112,7 +110,7 @@ class OverfitCodec(Codec):
         fitted = fit(problem, preset, arch, iterations=iterations, device=_default_device(), warm=warm)
         if session is not None:
             session[key] = fitted.state
-        plan = L.make_plan(h, w, levels)
+        plan = L.make_plan(h, w, arch.levels)
         enc = constriction.stream.queue.RangeEncoder()
         L.encode(plan, ExactArm(fitted.net), L.fill(plan, fitted.latents), enc)
         words = np.asarray(enc.get_compressed(), dtype="<u4").tobytes()

@@ -41,6 +41,11 @@ class Preset:
     warm_fraction: float = 0.4
     bits: tuple[int, ...] = (6, 7, 8, 9, 10)
 
+    def arch(self, bands: int, height: int, width: int) -> Arch:
+        """The networks of this preset for an image: at most one latent level per halving of its side."""
+        levels = max(1, min(self.levels, int(np.log2(max(height, width))) + 1))
+        return Arch(levels, self.hidden, self.convs, self.arm_hidden, bands)
+
 
 #: Above this lambda the latents' learning rate grows as sqrt(lmbda / GAIN_KNEE).
 GAIN_KNEE = 0.05
