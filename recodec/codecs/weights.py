@@ -49,6 +49,20 @@ def pinned_sha256(weights: Path, owner: str = "weights") -> str:
         raise CodecError(f"{owner}: no SHA-256 pin for {weights.name} in {pins_path}") from exc
 
 
+def write_pinned(state: dict[str, Any], out: Path, fname: str) -> dict[str, Any]:
+    """Save ``state`` as ``out/fname`` and record its SHA-256 in ``out/pins.json``: file, path, bytes, sha256."""
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(state, out / fname)
+    digest = sha256_file(out / fname)
+    pins_path = out / "pins.json"
+    pins = json.loads(pins_path.read_text()) if pins_path.exists() else {}
+    pins[fname] = digest
+    pins_path.write_text(json.dumps(pins, indent=2, sort_keys=True) + "\n")
+    return {"file": fname, "path": str(out / fname), "bytes": (out / fname).stat().st_size, "sha256": digest}
+
+
 def load_pinned(weights: Path, owner: str, *, expected: str | None = None) -> tuple[dict[str, Any], str]:
     """(state, SHA-256 hex) of a weights file that matches its pin (or ``expected``), loaded with
     ``torch.load(weights_only=True)`` (no code runs from the file).  ``owner`` names the codec in errors."""
@@ -102,4 +116,4 @@ def runtime_for(current: R, sha256: bytes, shipped_dir: Path, owner: str,
 
 
 __all__ = ["RETIRED", "WEIGHTS_PATH_ENV", "file_sha256", "find_weights", "load_pinned", "pinned_sha256",
-           "runtime_for", "search_path"]
+           "runtime_for", "search_path", "write_pinned"]

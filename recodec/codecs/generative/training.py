@@ -374,18 +374,13 @@ def export(recipe: str, out: Path, weights_dir: Path = WEIGHTS_DIR) -> str:
     """Write ``weights_dir/<recipe>.pt`` from ``out/checkpoint.pt``, pin it, record its stages; returns SHA-256."""
     import torch
 
-    from recodec.digest import sha256_file
+    from recodec.codecs.weights import write_pinned
 
     state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
     meta = json.loads(state["meta"])
-    path = weights_dir / f"{recipe}.pt"
-    torch.save({"kind": RECIPES[recipe]["kind"], "width": int(meta["width"]),
-                "net": {k: v.contiguous() for k, v in state["net"].items()}}, path)
-    digest = sha256_file(path)
-    pins_path = weights_dir / "pins.json"
-    pins = json.loads(pins_path.read_text()) if pins_path.exists() else {}
-    pins[path.name] = digest
-    pins_path.write_text(json.dumps(pins, indent=2, sort_keys=True) + "\n")
+    written = write_pinned({"kind": RECIPES[recipe]["kind"], "width": int(meta["width"]),
+                            "net": {k: v.contiguous() for k, v in state["net"].items()}}, weights_dir, f"{recipe}.pt")
+    digest, path = written["sha256"], Path(written["path"])
     cards_path = weights_dir / "stages.json"
     cards = json.loads(cards_path.read_text()) if cards_path.exists() else {}
     cards[recipe] = {"sha256": digest, "bytes": path.stat().st_size, "steps": meta["step"],

@@ -27,7 +27,7 @@ from recodec.codecs.learned.entropy import density_tables, gaussian_tables, pack
 from recodec.codecs.learned.models import (
     SCALE_MAX, SCALE_MIN, SCALE_STEPS_PER_NAT, FactorizedPrior, GDN, ScaleHyperprior, build_model,
 )
-from recodec.digest import sha256_file
+from recodec.codecs.weights import write_pinned
 
 WEIGHTS_FORMAT = 1
 #: Support searched for the factorized densities' tables (values beyond are clamped).
@@ -254,7 +254,7 @@ def extend_weights(shipped_path: str | Path, ladder_checkpoint: str | Path, out_
     model.load_state_dict(ckpt["model"])
     new = len(cfg["lambdas"]) - int(shipped["meta"][3])
     state = extend_shipped_state(shipped, model, new, calibration)
-    return {**_write_pinned(state, Path(out_dir), name), "lambdas": cfg["lambdas"], "new": new}
+    return {**write_pinned(state, Path(out_dir), name), "lambdas": cfg["lambdas"], "new": new}
 
 
 def refresh_scale_tables(src: str | Path, out_dir: str | Path, *, name: str = "hyperprior.pt") -> dict[str, Any]:
@@ -266,19 +266,7 @@ def refresh_scale_tables(src: str | Path, out_dir: str | Path, *, name: str = "h
     state = torch.load(src, map_location="cpu", weights_only=True)
     _offset, scales = scale_table()
     state.update({f"tab.s.{k}": torch.from_numpy(v) for k, v in gaussian_tables(scales).items()})
-    return _write_pinned(state, Path(out_dir), name)
-
-
-def _write_pinned(state: dict[str, torch.Tensor], out: Path, fname: str) -> dict[str, Any]:
-    """Save ``state`` as ``out/fname`` and record its SHA-256 in ``out/pins.json``."""
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(state, out / fname)
-    digest = sha256_file(out / fname)
-    pins_path = out / "pins.json"
-    pins = json.loads(pins_path.read_text()) if pins_path.exists() else {}
-    pins[fname] = digest
-    pins_path.write_text(json.dumps(pins, indent=2, sort_keys=True) + "\n")
-    return {"file": fname, "path": str(out / fname), "bytes": (out / fname).stat().st_size, "sha256": digest}
+    return write_pinned(state, Path(out_dir), name)
 
 
 def export_checkpoint(checkpoint: str, out_dir: str, calibration: list[np.ndarray], *,
@@ -289,4 +277,4 @@ def export_checkpoint(checkpoint: str, out_dir: str, calibration: list[np.ndarra
     model = build_model(cfg["model"], cfg["n"], cfg["m"], len(cfg["lambdas"]))
     model.load_state_dict(ckpt["model"])
     state = build_shipped_state(model, calibration)
-    return {**_write_pinned(state, Path(out_dir), f"{name or cfg['model']}.pt"), "lambdas": cfg["lambdas"]}
+    return {**write_pinned(state, Path(out_dir), f"{name or cfg['model']}.pt"), "lambdas": cfg["lambdas"]}

@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from recodec.codecs.learned import integer as I
-from recodec.digest import sha256_file
 from recodec.codecs.rnn import context
 from recodec.codecs.rnn.integer import GATE_FRAC, PRE_FRAC, RECON_FRAC, make_luts
 from recodec.codecs.rnn.models import Arch, ConvGRU, RecurrentCodec
 from recodec.codecs.rnn.runtime import WEIGHTS_FORMAT, encode_tile_bits, runtime_from_state
+from recodec.codecs.weights import write_pinned
 
 
 def load_float_model(checkpoint: str) -> tuple[RecurrentCodec, dict[str, Any]]:
@@ -124,13 +124,4 @@ def build_shipped_state(checkpoint: str, calibration: list[np.ndarray], crop: in
 def export_checkpoint(checkpoint: str, out_dir: str, calibration: list[np.ndarray], *,
                       name: str = "rnn") -> dict[str, Any]:
     """Write ``out_dir/<name>.pt`` and pin its SHA-256 in ``out_dir/pins.json``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.pt"
-    torch.save(build_shipped_state(checkpoint, calibration), path)
-    digest = sha256_file(path)
-    pins_path = out / "pins.json"
-    pins = json.loads(pins_path.read_text()) if pins_path.exists() else {}
-    pins[path.name] = digest
-    pins_path.write_text(json.dumps(pins, indent=2, sort_keys=True) + "\n")
-    return {"path": str(path), "file": path.name, "sha256": digest, "bytes": path.stat().st_size}
+    return write_pinned(build_shipped_state(checkpoint, calibration), Path(out_dir), f"{name}.pt")
