@@ -1,4 +1,4 @@
-"""The devset photo crop the learned-codec tests share, with a synthetic stand-in when it is absent."""
+"""The photo crop the learned-codec tests share: the bundled sample (a copy of the devset's photo_chelsea.png)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-DEVSET = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "devset"
+#: Bundled with the repository (samples/README.md gives its provenance), so every
+#: checkout runs these tests on the same real photo, with or without ../shared/data.
+PHOTO = Path(__file__).resolve().parents[2] / "samples" / "archive" / "photos" / "photo_chelsea.png"
 
 
 def chelsea_crop(top: int, left: int, height: int, width: int) -> np.ndarray:
-    """An RGB crop of the devset's photo_chelsea.png, or a noisy gradient of the same shape without it."""
-    path = DEVSET / "photo_chelsea.png"
-    if path.exists():
-        from PIL import Image
+    """An RGB crop of photo_chelsea.png."""
+    from PIL import Image
 
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))[top:top + height, left:left + width].copy()
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:height, :width]
-    base = np.stack([xx, yy, (xx + yy) // 2], axis=2).astype(np.float64)
-    return np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+    with Image.open(PHOTO) as im:
+        return np.asarray(im.convert("RGB"))[top:top + height, left:left + width].copy()

@@ -33,5 +33,5 @@ def factorized():
 
 @pytest.fixture(scope="session")
 def photo() -> np.ndarray:
-    """A real photo crop whose sizes are not multiples of 64 (falls back to a synthetic image)."""
+    """A real photo crop whose sizes are not multiples of 64."""
     return chelsea_crop(0, 0, 150, 200)
