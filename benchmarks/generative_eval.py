@@ -101,7 +101,7 @@ def low_rate_views(img: np.ndarray, qualities: list[int], realisms: tuple[float,
         mse = hyper.decode(data)
         views[f"q{q} mse"] = (mse, len(data))
         for r in realisms:
-            views[f"q{q} gan r={r:g}"] = (gan.decoder_for({"realism": r}).generate_rgb(mse), len(data))
+            views[f"q{q} gan r={r:g}"] = (gan.decoder_for({"realism": r}).generate_rgb(mse, quality=q), len(data))
         for s in steps:
             views[f"q{q} diffusion steps={s}"] = (diff.decoder_for({"steps": s}).generate_rgb(mse), len(data))
     for q in (2, 5, 10):

@@ -40,7 +40,7 @@ def main() -> None:
                 rows.append({"set": "naip", "setting": f"q{q} mse", "image": path.name,
                              **measure(img, plain, len(data))})
                 rows.append({"set": "naip", "setting": f"q{q} gan r=1", "image": path.name,
-                             **measure(img, gan.generate_rgb(plain), len(data))})
+                             **measure(img, gan.generate_rgb(plain, quality=q), len(data))})
     for row in bar(summarise(rows), "naip", [1, 2]):
         print(row)
 

@@ -57,7 +57,7 @@ def main() -> None:
             data = hyper.encode(img, quality=q)
             plain = hyper.decode(data)
             for r in REALISMS:
-                view = plain if r == 0 else gan.decoder_for({"realism": r}).generate_rgb(plain)
+                view = plain if r == 0 else gan.decoder_for({"realism": r}).generate_rgb(plain, quality=q)
                 acc[r].append(measure(img, view, len(data)))
         cells = [f"r={r}: fine {np.mean([m['hf_fine'] for m in ms]):.2f} mid {np.mean([m['hf_mid'] for m in ms]):.2f} "
                  f"psnr {np.mean([m['psnr'] for m in ms]):.2f}" for r, ms in acc.items()]

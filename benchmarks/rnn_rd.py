@@ -73,23 +73,29 @@ def hyperprior_points(img: np.ndarray) -> list[dict[str, float]]:
     return pts
 
 
-def rnn_points(img: np.ndarray) -> list[dict[str, float]]:
-    """One K-iteration stream read at every prefix."""
+def rnn_codec(weights: str | None = None) -> Any:
+    """The shipped ``rnn`` codec, or one with candidate ``weights`` (a pinned file, e.g. an export)."""
     from recodec.codecs.registry import get_codec
+    from recodec.codecs.rnn.codec import RnnCodec
+
+    return RnnCodec(weights=weights) if weights else get_codec("rnn")
+
+
+def rnn_points(img: np.ndarray, weights: str | None = None) -> list[dict[str, float]]:
+    """One K-iteration stream read at every prefix."""
     from recodec.codecs.rnn import bitstream
 
-    codec = get_codec("rnn")
+    codec = rnn_codec(weights)
     full = codec.encode(img, iterations=int(codec.knob.high))
     return [{"setting": k, **point(img, bitstream.cut(full, k), out)}
             for k, out in enumerate(codec.decode_every_prefix(full), 1)]
 
 
-def separate_equals_cut(img: np.ndarray) -> bool:
+def separate_equals_cut(img: np.ndarray, weights: str | None = None) -> bool:
     """True when every separately encoded k-iteration stream equals the cut of the K stream."""
-    from recodec.codecs.registry import get_codec
     from recodec.codecs.rnn import bitstream
 
-    codec = get_codec("rnn")
+    codec = rnn_codec(weights)
     full = codec.encode(img, iterations=int(codec.knob.high))
     return all(codec.encode(img, iterations=k) == bitstream.cut(full, k) for k in range(1, int(codec.knob.high) + 1))
 
@@ -170,6 +176,7 @@ def main() -> None:
     ap.add_argument("--out", default="docs/results/rnn_rd.json")
     ap.add_argument("--plot", default="docs/img/rnn_rd.png")
     ap.add_argument("--report-only", action="store_true", help="print the Markdown of an existing --out")
+    ap.add_argument("--rnn-weights", help="candidate rnn weights file (default: the shipped ones)")
     args = ap.parse_args()
     if args.report_only:
         print(markdown(json.loads(Path(args.out).read_text())))
@@ -181,14 +188,15 @@ def main() -> None:
     out_path = Path(args.out)
     report: dict[str, Any] = json.loads(out_path.read_text()) if out_path.exists() else {"curves": {}}
     report["images"] = [n for n, _ in images]
-    fns = {"jpeg-420": jpeg_points, "hyperprior": hyperprior_points, "rnn": rnn_points}
+    fns = {"jpeg-420": jpeg_points, "hyperprior": hyperprior_points,
+           "rnn": lambda img: rnn_points(img, args.rnn_weights)}
     for name in args.codecs.split(","):
         t0 = time.process_time()
         report["curves"][name] = average([fns[name](img) for _, img in images])
         report.setdefault("cpu_seconds", {})[name] = round(time.process_time() - t0, 1)
         print(name, report["cpu_seconds"][name], flush=True)
         if name == "rnn":
-            report["separate_equals_cut"] = separate_equals_cut(images[0][1][:256, :256])
+            report["separate_equals_cut"] = separate_equals_cut(images[0][1][:256, :256], args.rnn_weights)
     curves = report["curves"]
     if "rnn" in curves and report.get("separate_equals_cut"):
         curves["rnn-separate"] = curves["rnn"]  # byte-identical streams, hence identical points

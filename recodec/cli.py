@@ -307,7 +307,10 @@ GENERATIVE_MODELS = ("restore-jpeg", "diffusion-hyperprior", "gan-hyperprior")
 @click.option("--steps", type=int, help="Length of the schedule in optimiser steps (default 10000).")
 @click.option("--batch-size", type=int, help="Default 8.")
 @click.option("--crop", type=int, help="Random crop side in pixels (default 128).")
-@click.option("--lr", type=float, help="Adam learning rate before decay (default 1e-3).")
+@click.option("--lr", type=float, help="Adam learning rate before decay (default 1e-3).  With --resume (rnn): "
+              "the schedule restarts at this rate from the resumed step.")
+@click.option("--ms-ssim-weight", type=float,
+              help="rnn only: add this weight x (1 - MS-SSIM) to every iteration's L1 loss (default 0).")
 @click.option("--eval-data", help="Held-out images for the RD points (default: the held-out split of DATA).")
 @click.option("--max-eval-images", type=int, default=16, show_default=True)
 @click.option("--init-from", help="Checkpoint to fine-tune from (weights only).")

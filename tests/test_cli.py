@@ -72,3 +72,10 @@ def test_run_query_decode_reconcile(sample_archive: Path, tmp_path: Path) -> Non
     out_file.write_bytes(out_file.read_bytes()[:100])
     r = runner.invoke(cli, ["reconcile", str(dst)])
     assert r.exit_code == 1 and "size_mismatch" in r.output
+
+
+def test_train_refuses_rnn_only_options_for_other_models(tmp_path) -> None:
+    result = CliRunner().invoke(cli, ["train", str(tmp_path), str(tmp_path / "out"), "--model", "hyperprior",
+                                      "--local", "--ms-ssim-weight", "1"])
+    assert result.exit_code != 0 and "only for --model rnn" in (result.output + str(result.exception))
+    assert not (tmp_path / "out").exists()

@@ -16,6 +16,7 @@ import numpy as np
 from prefect import flow, task
 from prefect.cache_policies import NONE
 
+from recodec.errors import ConfigError
 from recodec.tasks import train as T
 
 
@@ -41,10 +42,17 @@ def _config(recipe: dict[str, Any], precision: str, max_minutes: float | None,
     """TrainConfig from the recipe arguments that were given (None: default or checkpoint's)."""
     if recipe.get("lambdas") is not None:
         recipe["lambdas"] = tuple(recipe["lambdas"])
+    extra = {k: recipe.pop(k) for k in RNN_ONLY if recipe.get(k) is not None}
+    if extra and recipe.get("model") != "rnn":
+        raise ConfigError(f"{', '.join(extra)}: only for --model rnn")
     given = {k: v for k, v in recipe.items() if v is not None}
-    config = T.TrainConfig(**given, precision=precision, threads=threads,
+    config = T.TrainConfig(**given, precision=precision, threads=threads, extra=extra,
                            max_seconds=max_minutes * 60 if max_minutes else None)
     return config, tuple(given)
+
+
+#: Recipe arguments of the recurrent codec only (fields of ``RnnTrainConfig``, passed as ``extra``).
+RNN_ONLY = ("ms_ssim_weight",)
 
 
 def _pipeline(steps: SimpleNamespace, data: str, out_dir: str, config: T.TrainConfig, *,
@@ -89,6 +97,7 @@ def train(
     precision: str = "bf16",
     max_minutes: float | None = None,
     threads: int | None = None,
+    ms_ssim_weight: float | None = None,
 ) -> dict[str, Any]:
     """Train a learned codec on random crops of the images under ``data`` and write shipped weights.
 
@@ -100,7 +109,7 @@ def train(
     Returns a summary.
     """
     recipe = dict(model=model, lambdas=lambdas, steps=steps, batch_size=batch_size, crop=crop,
-                  n=n, m=m, lr=lr, seed=seed)
+                  n=n, m=m, lr=lr, seed=seed, ms_ssim_weight=ms_ssim_weight)
     config, given = _config(recipe, precision, max_minutes, threads)
     return _pipeline(TASKS, data, out_dir, config, eval_data=eval_data, max_eval_images=max_eval_images,
                      init_from=init_from, resume=resume, override=given, ray_address=ray_address)

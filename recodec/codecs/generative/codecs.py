@@ -82,14 +82,20 @@ class GenerativeDecoder(Codec):
         return super()._decode(data)  # type: ignore[safe-super]  # the plain codec is next in the MRO
 
     def _decode(self, data: bytes) -> np.ndarray:
-        return D.on_rgb(self.plain_decode(data), self.generate_rgb)
+        quality = self.stream_quality(data)
+        return D.on_rgb(self.plain_decode(data), lambda rgb: self.generate_rgb(rgb, quality=quality))
 
-    def generate_rgb(self, rgb: np.ndarray) -> np.ndarray:
-        """The generative view of a plain (H, W, 3) uint8 decode."""
+    def stream_quality(self, data: bytes) -> int | None:
+        """The rate point the stored stream was coded at (None: the decoder does not use it)."""
+        return None
+
+    def generate_rgb(self, rgb: np.ndarray, *, quality: int | None = None) -> np.ndarray:
+        """The generative view of a plain (H, W, 3) uint8 decode of a stream coded at ``quality``."""
         net, _ = self.net()
         x = D.to_tensor(rgb, D.pick_device())
         if "realism" in self.decode_params:
-            return D.to_uint8(D.generate(net, x, realism=self.setting("realism"), seed=self.setting("seed")))
+            return D.to_uint8(D.generate(net, x, realism=self.setting("realism"), seed=self.setting("seed"),
+                                         quality=quality))
         return D.to_uint8(D.restore(net, x, steps=self.setting("steps"), seed=self.setting("seed")))
 
     def resolve_params(self, params: dict[str, Any] | None = None, *, quality: float | None = None) -> dict[str, Any]:
@@ -141,7 +147,9 @@ class HyperpriorGanCodec(GenerativeDecoder, HyperpriorCodec):
 
     Dataflow::
 
-        .rclc -> integer decoder -> x_mse -> x_mse + realism * R(x_mse, noise(seed), realism) -> x
+        .rclc -> integer decoder -> x_mse ----------------------------+
+        header quality -> rate level ---------------------------------+-> x_mse + realism * R(x_mse, noise(seed),
+                                                                                     realism, rate) -> x
     """
 
     name = "hyperprior-gan"
@@ -150,6 +158,12 @@ class HyperpriorGanCodec(GenerativeDecoder, HyperpriorCodec):
     weights_name = "gan-hyperprior"
     plain_codec = "hyperprior"
     decode_params = ("realism", "seed")
+
+    def stream_quality(self, data: bytes) -> int | None:
+        """The header's quality: the generator adds less texture where the stream already carries it."""
+        from recodec.codecs.learned.bitstream import unpack
+
+        return unpack(data)[0].quality
 
 
 #: ``recodec decode --decoder NAME`` / ``--enhance``: the generative codec for a plain stream's codec.

@@ -60,7 +60,9 @@ def load_net(name: str, device: str = "cpu", weights_dir: Path = WEIGHTS_DIR) ->
         from recodec.codecs.weights import load_pinned
 
         state, actual = load_pinned(path, "generative")
-        net = build_net(str(state["kind"]), int(state["width"]))
+        # Generators written before the rate input have no "rate_input" entry.
+        options = {"rate_input": bool(state.get("rate_input", False))} if state["kind"] == "generator" else {}
+        net = build_net(str(state["kind"]), int(state["width"]), **options)
         net.load_state_dict(state["net"])
         _NETS[key] = (net.to(device).eval(), actual)
         return _NETS[key]
@@ -129,17 +131,25 @@ def restore(net: Any, y: Any, *, steps: int = 1, seed: int = 0) -> Any:
         return x0
 
 
-def generate(net: Any, x_mse: Any, *, realism: float = 1.0, seed: int = 0) -> Any:
-    """The GAN decoder's output for the MSE reconstruction ``x_mse`` at ``realism`` in [0, 1]."""
+def generate(net: Any, x_mse: Any, *, realism: float = 1.0, seed: int = 0, quality: int | None = None) -> Any:
+    """The GAN decoder's output for the MSE reconstruction ``x_mse`` at ``realism`` in [0, 1].
+
+    ``quality`` is the stream's rate point, which a rate-conditioned generator needs.
+    """
     import torch
+
+    from recodec.codecs.generative.nets import rate_level
 
     if not 0.0 <= float(realism) <= 1.0:
         raise CodecError(f"generative: realism must be in [0, 1], got {realism}")
+    if getattr(net, "rate_input", False) and quality is None:
+        raise CodecError("generative: this GAN decoder needs the stream's quality")
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     noise = torch.randn((1, net.noise_channels, *x_mse.shape[2:]), generator=gen).to(x_mse.device)
     r = torch.full((1,), float(realism), device=x_mse.device)
+    rate = None if quality is None else torch.full((1,), rate_level(quality), device=x_mse.device)
     with torch.no_grad():
-        return tiled(lambda xi, ni: net(xi, ni, r), x_mse, noise)
+        return tiled(lambda xi, ni: net(xi, ni, r, rate), x_mse, noise)
 
 
 def on_rgb(array: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:

@@ -7,8 +7,9 @@
   the clean ``x``.  One step from ``x_1 = y`` is the deterministic posterior-mean view;
   the few-step sampler in :mod:`.sampler` re-noises between steps (seeded).
 * :class:`Generator` - the GAN decoder's residual (HiFiC, Mentzer et al. 2020; multi-realism
-  with a knob, Agustsson et al. 2023): ``x = x_mse + realism * R(x_mse, noise, realism)``,
-  so ``realism = 0`` is exactly the MSE decoder.
+  with a knob, Agustsson et al. 2023): ``x = x_mse + realism * R(x_mse, noise, realism, rate)``,
+  so ``realism = 0`` is exactly the MSE decoder.  ``rate`` is the stream's rate point (the
+  hyperprior quality, see :func:`rate_level`): how much texture the stream already carries.
 * :class:`PatchDiscriminator` - conditional patch discriminator on ``[x, x_mse]`` (training only).
 
 Dataflow (U-Net body, widths ``w`` and ``2w``)::
@@ -83,23 +84,62 @@ class Restorer(nn.Module):
         return y + res[:, :, : y.shape[2], : y.shape[3]]
 
 
+#: Rate points of the hyperprior ladder the rate input spans (qualities 1..RATE_POINTS).
+RATE_POINTS = 9
+
+
+def rate_level(quality: int) -> float:
+    """The generator's rate input for a hyperprior quality: 0 at quality 1, 1 at the top of the ladder."""
+    return (min(max(int(quality), 1), RATE_POINTS) - 1) / (RATE_POINTS - 1)
+
+
 class Generator(nn.Module):
-    """GAN decoder head: ``x_mse + realism * R([x_mse, noise, realism])``."""
+    """GAN decoder head: ``x_mse + realism * R([x_mse, noise, realism, rate])``.
+
+    ``rate_input=False`` is the first design (no rate channel), kept so its checkpoints load
+    and warm-start a rate-conditioned network (:func:`widen_input`).
+    """
 
     kind = "generator"
     noise_channels = 2
 
-    def __init__(self, width: int = 32) -> None:
+    def __init__(self, width: int = 32, rate_input: bool = True) -> None:
         super().__init__()
         self.width = width
-        self.body = UNet(3 + self.noise_channels + 1, width)
+        self.rate_input = rate_input
+        self.body = UNet(self.input_channels(rate_input), width)
 
-    def forward(self, x_mse: Tensor, noise: Tensor, realism: Tensor) -> Tensor:
-        """``x_mse``: (B, 3, H, W) in [0, 1]; ``noise``: (B, 2, H, W); ``realism``: (B,) in [0, 1]."""
+    @classmethod
+    def input_channels(cls, rate_input: bool) -> int:
+        """Channels into the U-Net: image, noise, realism and (optionally) rate."""
+        return 3 + cls.noise_channels + 1 + int(rate_input)
+
+    def forward(self, x_mse: Tensor, noise: Tensor, realism: Tensor, rate: Tensor | None = None) -> Tensor:
+        """``x_mse``: (B, 3, H, W) in [0, 1]; ``noise``: (B, 2, H, W); ``realism``, ``rate``: (B,) in [0, 1]."""
+        size = x_mse.shape[2:]
         r = realism.view(-1, 1, 1, 1)
-        inp, ph, pw = _pad_even(torch.cat([x_mse - 0.5, noise, r.expand(-1, 1, *x_mse.shape[2:])], 1))
-        res = self.body(inp)[:, :, : x_mse.shape[2], : x_mse.shape[3]]
+        maps = [x_mse - 0.5, noise, r.expand(-1, 1, *size)]
+        if self.rate_input:
+            if rate is None:
+                raise ValueError("this generator is rate-conditioned: give the stream's rate level")
+            maps.append(rate.view(-1, 1, 1, 1).expand(-1, 1, *size))
+        inp, ph, pw = _pad_even(torch.cat(maps, 1))
+        res = self.body(inp)[:, :, : size[0], : size[1]]
         return x_mse + r * res
+
+
+def widen_input(state: dict[str, Tensor], net: nn.Module) -> dict[str, Tensor]:
+    """``state`` of a network with fewer input channels, zero-padded to ``net``'s first convolution.
+
+    Why: a warm start from the generator without a rate input begins as exactly that network.
+    """
+    key = "body.inp.weight"
+    want = net.state_dict()[key].shape[1]
+    have = state[key].shape[1]
+    if have < want:
+        pad = state[key].new_zeros((state[key].shape[0], want - have, *state[key].shape[2:]))
+        state = {**state, key: torch.cat([state[key], pad], 1)}
+    return state
 
 
 class PatchDiscriminator(nn.Module):
@@ -127,9 +167,10 @@ class PatchDiscriminator(nn.Module):
 NETS: dict[str, type[nn.Module]] = {"restorer": Restorer, "generator": Generator}
 
 
-def build_net(kind: str, width: int) -> nn.Module:
-    """Instantiate a decoder network by kind ("restorer" or "generator")."""
+def build_net(kind: str, width: int, **options: bool) -> nn.Module:
+    """Instantiate a decoder network by kind ("restorer" or "generator"); ``options`` go to its class."""
     try:
-        return NETS[kind](width=width)
+        cls = NETS[kind]
     except KeyError:
         raise ValueError(f"unknown network {kind!r}; known: {', '.join(NETS)}") from None
+    return cls(width=width, **options)

@@ -20,6 +20,7 @@ shipped weights, the SHA-256 pin and the model card's stage list.
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import json
 import signal
@@ -118,14 +119,20 @@ def load_pairs(out: Path, data: str, pairs: str, count: int) -> dict[str, np.nda
 
 
 def sample_batch(arrays: dict[str, np.ndarray], pairs: str, batch: int, crop: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(originals, degraded) uint8 batches (B, crop, crop, 3) with random crops and flips."""
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(originals, degraded, rate levels): uint8 (B, crop, crop, 3) random crops and flips, float (B,).
+
+    The rate level is :func:`.nets.rate_level` of the hyperprior quality of each pair (0 for JPEG pairs).
+    """
+    from recodec.codecs.generative.nets import rate_level
+
     bank = arrays["bank"]
-    xs, ys = [], []
+    xs, ys, levels = [], [], []
     for _ in range(batch):
         i = rng.integers(len(bank))
         top, left = rng.integers(BANK_SIZE - crop + 1, size=2)
         x = bank[i, top:top + crop, left:left + crop]
+        level = 0.0
         if pairs == "jpeg":
             y = jpeg_roundtrip(np.ascontiguousarray(x), rng.integers(JPEG_QUALITIES[0], JPEG_QUALITIES[1] + 1),
                                "4:2:0" if rng.random() < 0.75 else "4:4:4")
@@ -133,11 +140,13 @@ def sample_batch(arrays: dict[str, np.ndarray], pairs: str, batch: int, crop: in
             k = rng.integers(len(arrays["recon"])) if PAIR_WEIGHTS is None else rng.choice(
                 len(arrays["recon"]), p=np.asarray(PAIR_WEIGHTS) / np.sum(PAIR_WEIGHTS))
             y = arrays["recon"][k, i, top:top + crop, left:left + crop]
+            level = rate_level(int(arrays.get("qualities", np.array(HYPERPRIOR_QUALITIES))[k]))
         if rng.random() < 0.5:
             x, y = x[:, ::-1], y[:, ::-1]
         xs.append(x)
         ys.append(y)
-    return np.stack(xs), np.stack(ys)
+        levels.append(level)
+    return np.stack(xs), np.stack(ys), np.asarray(levels, dtype=np.float32)
 
 
 def to_batch(a: np.ndarray, device: str) -> Any:
@@ -163,26 +172,7 @@ def restorer_loss(net: Any, x: Any, y: Any) -> Any:
     return torch.mean((net(x_t, y, t).float() - x) ** 2)
 
 
-def ms_ssim_loss(a: Any, b: Any, scales: int = 3) -> Any:
-    """1 - MS-SSIM (luma-free, per channel, 7x7 uniform windows, ``scales`` dyadic scales)."""
-    import torch.nn.functional as F
-
-    c1, c2, value = 0.01**2, 0.03**2, 1.0
-    for s in range(scales):
-        mu_a, mu_b = F.avg_pool2d(a, 7, 1), F.avg_pool2d(b, 7, 1)
-        var_a = F.avg_pool2d(a * a, 7, 1) - mu_a**2
-        var_b = F.avg_pool2d(b * b, 7, 1) - mu_b**2
-        cov = F.avg_pool2d(a * b, 7, 1) - mu_a * mu_b
-        cs = ((2 * cov + c2) / (var_a + var_b + c2)).mean()
-        value = value * cs.clamp_min(1e-4) ** (1 / scales)
-        if s == scales - 1:
-            lum = ((2 * mu_a * mu_b + c1) / (mu_a**2 + mu_b**2 + c1)).mean()
-            value = value * lum.clamp_min(1e-4) ** (1 / scales)
-        a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
-    return 1 - value
-
-
-def gan_fake(gen: Any, y: Any) -> tuple[Any, Any]:
+def gan_fake(gen: Any, y: Any, rate: Any) -> tuple[Any, Any]:
     """(generated batch, realism per image): realism uniform in [0, 1], full realism 30% of the time."""
     import torch
 
@@ -190,7 +180,7 @@ def gan_fake(gen: Any, y: Any) -> tuple[Any, Any]:
     realism = torch.rand(b, device=y.device)
     realism = torch.where(torch.rand(b, device=y.device) < 0.3, torch.ones_like(realism), realism)
     noise = torch.randn((b, gen.noise_channels, *y.shape[2:]), device=y.device)
-    return gen(y, noise, realism), realism
+    return gen(y, noise, realism, rate), realism
 
 
 def disc_loss(disc: Any, x: Any, y: Any, fake: Any) -> Any:
@@ -200,22 +190,37 @@ def disc_loss(disc: Any, x: Any, y: Any, fake: Any) -> Any:
     return F.relu(1 - disc(x, y)[0]).mean() + F.relu(1 + disc(fake, y)[0]).mean()
 
 
-def gen_loss(disc: Any, x: Any, y: Any, fake: Any, realism: Any) -> tuple[Any, dict[str, float]]:
-    """Generator loss: distortion always; adversarial, feature matching and band energy scaled by realism."""
+def band_target(x: Any, y: Any, realism: Any) -> Any:
+    """Log band energies the output should have at ``realism``: the MSE decode's at 0, the original's at 1.
+
+    Why: interpolating the target (not only scaling the loss by realism) makes the knob a dial;
+    a realism-scaled loss alone is met by a network that jumps to full detail at small realism.
+    """
     import torch
 
     from recodec.hfenergy import band_energies
 
+    r = realism.view(-1, 1)
+    return (1 - r) * torch.log(band_energies(y) + 1e-6) + r * torch.log(band_energies(x) + 1e-6)
+
+
+def gen_loss(disc: Any, x: Any, y: Any, fake: Any, realism: Any) -> tuple[Any, dict[str, float]]:
+    """Generator loss: distortion always; adversarial and feature matching scaled by realism; band energy."""
+    import torch
+
+    from recodec.codecs.losses import box_ms_ssim_loss
+    from recodec.hfenergy import band_energies
+
     with torch.no_grad():
         real_feats = disc(x, y)[1]
+        target = band_target(x, y, realism)
     logits, feats = disc(fake, y)
     r = realism.view(-1, 1, 1, 1)
     adv = -(logits * r).mean()
     fm = sum(((f - rf).abs() * r).mean() for f, rf in zip(feats, real_feats)) / len(feats)
-    band = (torch.log(band_energies(fake.float()) + 1e-6) - torch.log(band_energies(x) + 1e-6)) ** 2
-    band = (band.mean(1) * realism).mean()
+    band = ((torch.log(band_energies(fake.float()) + 1e-6) - target) ** 2).mean()
     mse = torch.mean((fake.float() - x) ** 2)
-    loss = 100 * mse + 0.1 * ms_ssim_loss(fake.float(), x) + 0.02 * adv + 0.5 * fm + BAND_WEIGHT * band
+    loss = 100 * mse + 0.1 * box_ms_ssim_loss(fake.float(), x) + 0.02 * adv + 0.5 * fm + BAND_WEIGHT * band
     return loss, {k: float(v.detach()) for k, v in (("mse", mse), ("adv", adv), ("fm", fm), ("band", band))}
 
 
@@ -241,6 +246,7 @@ def build(recipe: str, width: int, device: str) -> dict[str, Any]:
     parts = {"net": net, "opt": torch.optim.Adam(net.parameters(), lr=spec["lr"], betas=(0.5, 0.9)
                                                  if spec["kind"] == "generator" else (0.9, 0.999))}
     if spec["kind"] == "generator":
+        parts["ema"] = copy.deepcopy(net).requires_grad_(False)
         parts["disc"] = PatchDiscriminator(width).to(device)
         parts["opt_d"] = torch.optim.Adam(parts["disc"].parameters(), lr=spec["lr"], betas=(0.5, 0.9))
     return parts
@@ -265,7 +271,8 @@ def load_checkpoint(path: Path, parts: dict[str, Any]) -> tuple[dict[str, Any], 
 
     state = torch.load(path, map_location="cpu", weights_only=True)
     for k, v in parts.items():
-        v.load_state_dict(state[k])
+        # A checkpoint from before the generator's average: the average starts at the network.
+        v.load_state_dict(state[k] if k in state else state["net"])
     rng = np.random.default_rng()
     rng.bit_generator.state = json.loads(state["rng"])
     torch.set_rng_state(state["torch_rng"])
@@ -287,7 +294,8 @@ def shipped_history(recipe: str, path: Path, weights_dir: Path = WEIGHTS_DIR) ->
     return {"step": int(card["steps"]), "stages": list(card["stages"])}
 
 
-def train_step(recipe: str, parts: dict[str, Any], x: Any, y: Any, precision: str) -> dict[str, float]:
+def train_step(recipe: str, parts: dict[str, Any], x: Any, y: Any, precision: str,
+               rate: Any = None) -> dict[str, float]:
     """One optimiser step (two for the GAN: discriminator, then generator against the updated one)."""
     import torch
 
@@ -300,7 +308,7 @@ def train_step(recipe: str, parts: dict[str, Any], x: Any, y: Any, precision: st
             loss = restorer_loss(parts["net"], x, y)
     else:
         with autocast():
-            fake, realism = gan_fake(parts["net"], y)
+            fake, realism = gan_fake(parts["net"], y, rate)
             d_loss = disc_loss(parts["disc"], x, y, fake.detach())
         parts["opt_d"].zero_grad(set_to_none=True)
         d_loss.backward()
@@ -314,14 +322,37 @@ def train_step(recipe: str, parts: dict[str, Any], x: Any, y: Any, precision: st
     parts["opt"].zero_grad(set_to_none=True)
     loss.backward()
     parts["opt"].step()
+    if "ema" in parts:
+        update_ema(parts["ema"], parts["net"])
     return {"loss": float(loss.detach()), **logs}
+
+
+#: Decay of the generator's exponential moving average (the exported network).
+EMA_DECAY = 0.998
+
+
+def update_ema(ema: Any, net: Any, decay: float = EMA_DECAY) -> None:
+    """``ema <- decay ema + (1 - decay) net``, parameter by parameter.
+
+    Why: a GAN generator's band energies swing from one step to the next; the average of
+    the last few hundred steps is the stable network to ship (as in most GAN practice).
+    """
+    import torch
+
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), net.parameters()):
+            e.lerp_(p, 1.0 - decay)
 
 
 def train(recipe: str, out: Path, data: str, *, steps: int, batch: int = 8, crop: int = 128, width: int = 32,
           resume: bool = True, max_minutes: float | None = None, precision: str = "bf16",
           bank: int = 600, checkpoint_minutes: float = 3.0, seed: int = 0,
-          device: str | None = None, init_from: Path | None = None) -> dict[str, Any]:
-    """Train ``recipe`` up to ``steps`` in ``out`` (resuming ``out/checkpoint.pt``); returns the meta."""
+          device: str | None = None, init_from: Path | None = None, lr: float | None = None) -> dict[str, Any]:
+    """Train ``recipe`` up to ``steps`` in ``out`` (resuming ``out/checkpoint.pt``); returns the meta.
+
+    ``lr`` replaces the recipe's learning rate from this stage on (both optimisers): the end of a
+    GAN run lowers it so that consecutive generators, and hence their average, agree.
+    """
     import torch
 
     from recodec.codecs.generative.decoding import pick_device
@@ -339,14 +370,23 @@ def train(recipe: str, out: Path, data: str, *, steps: int, batch: int = 8, crop
     if resume and ckpt.exists():
         meta, rng = load_checkpoint(ckpt, parts)
     elif init_from is not None:  # warm start: the network only (same kind and width), fresh optimiser
-        parts["net"].load_state_dict(torch.load(init_from, map_location="cpu", weights_only=True)["net"])
+        from recodec.codecs.generative.nets import widen_input
+
+        for name in ("net", "ema") if "ema" in parts else ("net",):
+            state = torch.load(init_from, map_location="cpu", weights_only=True)["net"]
+            parts[name].load_state_dict(widen_input(state, parts[name]))
         meta["init_from"] = str(init_from)
         meta.update(shipped_history(recipe, Path(init_from)))
+    if lr is not None:
+        for name in ("opt", "opt_d"):
+            for group in parts[name].param_groups if name in parts else ():
+                group["lr"] = lr
     stage = {"from_step": meta["step"], "to_step": meta["step"], "batch": batch, "crop": crop,
+             "lr": parts["opt"].param_groups[0]["lr"],
              "pixels": 0, "wall_seconds": 0.0, "device": device, "precision": precision,
              "threads": torch.get_num_threads(), "pairs_seconds": pairs_seconds}
     if RECIPES[recipe]["kind"] == "generator":
-        stage["band_weight"] = BAND_WEIGHT
+        stage.update(band_weight=BAND_WEIGHT, band_target="interpolated", rate_input=True, ema_decay=EMA_DECAY)
     if PAIR_WEIGHTS is not None and RECIPES[recipe]["pairs"] == "hyperprior":
         stage["pair_weights"] = dict(zip(map(str, HYPERPRIOR_QUALITIES), PAIR_WEIGHTS))
     meta["stages"].append(stage)
@@ -356,8 +396,9 @@ def train(recipe: str, out: Path, data: str, *, steps: int, batch: int = 8, crop
     while meta["step"] < steps and not Stop.requested:
         if max_minutes is not None and time.monotonic() - start > 60 * max_minutes:
             break
-        xb, yb = sample_batch(arrays, RECIPES[recipe]["pairs"], batch, crop, rng)
-        logs = train_step(recipe, parts, to_batch(xb, device), to_batch(yb, device), precision)
+        xb, yb, levels = sample_batch(arrays, RECIPES[recipe]["pairs"], batch, crop, rng)
+        logs = train_step(recipe, parts, to_batch(xb, device), to_batch(yb, device), precision,
+                          torch.from_numpy(levels).to(device))
         meta["step"] += 1
         stage.update(to_step=meta["step"], pixels=stage["pixels"] + batch * crop * crop,
                      wall_seconds=round(time.monotonic() - start, 1))
@@ -378,8 +419,14 @@ def export(recipe: str, out: Path, weights_dir: Path = WEIGHTS_DIR) -> str:
 
     state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
     meta = json.loads(state["meta"])
-    written = write_pinned({"kind": RECIPES[recipe]["kind"], "width": int(meta["width"]),
-                            "net": {k: v.contiguous() for k, v in state["net"].items()}}, weights_dir, f"{recipe}.pt")
+    net = state.get("ema", state["net"])  # the generator ships its moving average
+    shipped = {"kind": RECIPES[recipe]["kind"], "width": int(meta["width"]),
+               "net": {k: v.contiguous() for k, v in net.items()}}
+    if RECIPES[recipe]["kind"] == "generator":
+        from recodec.codecs.generative.nets import Generator
+
+        shipped["rate_input"] = net["body.inp.weight"].shape[1] == Generator.input_channels(True)
+    written = write_pinned(shipped, weights_dir, f"{recipe}.pt")
     digest, path = written["sha256"], Path(written["path"])
     cards_path = weights_dir / "stages.json"
     cards = json.loads(cards_path.read_text()) if cards_path.exists() else {}
@@ -480,6 +527,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--fresh", action="store_true", help="ignore OUT/checkpoint.pt")
     p.add_argument("--init-from", type=Path, help="checkpoint.pt whose network starts a new run")
+    p.add_argument("--lr", type=float, help="learning rate from this stage on (default: the recipe's, or the "
+                   "resumed optimiser's)")
     p.add_argument("--band-weight", type=float, default=BAND_WEIGHT, help="GAN: weight of the band-energy term")
     p.add_argument("--pair-weights", help="hyperprior recipes: comma-separated relative frequency of each "
                    "of the qualities " + ",".join(map(str, HYPERPRIOR_QUALITIES)) + " (default uniform)")
@@ -496,7 +545,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.export_only:
         meta = train(args.model, args.out, args.data, steps=args.steps, batch=args.batch, crop=args.crop,
                      width=args.width, resume=not args.fresh, max_minutes=args.max_minutes,
-                     precision=args.precision, bank=args.bank, init_from=args.init_from)
+                     precision=args.precision, bank=args.bank, init_from=args.init_from, lr=args.lr)
         print(json.dumps({"done": meta["step"], "last": meta["last"]}), flush=True)
     if args.export or args.export_only:
         print(json.dumps({"exported": export(args.model, args.out), "card": str(write_card())}), flush=True)

@@ -1,7 +1,10 @@
 """Training loop of the recurrent codec: truncated BPTT over the K iterations, resumable.
 
 Loss (Toderici et al. 2016): the mean L1 norm of the residual after every iteration,
-summed over iterations, so every prefix of the stream is trained to be a good image.
+summed over iterations, so every prefix of the stream is trained to be a good image.  With
+``ms_ssim_weight`` w > 0 each iteration's term is ``L1 + w (1 - MS-SSIM)`` (as many scales as
+the crop allows, :func:`recodec.codecs.losses.ms_ssim`): the perceptual objective the 2017 paper reports,
+and then ``best.pt`` is chosen by held-out MS-SSIM instead of PSNR.
 Truncated BPTT: the K iterations are cut into chunks of ``tbptt`` iterations; each chunk
 is back-propagated on its own and the recurrent states and reconstruction are detached
 at chunk borders (gradients are accumulated, one optimiser step per batch).
@@ -39,8 +42,12 @@ class RnnTrainConfig:
     batch_size: int = 8
     crop: int = 128
     lr: float = 1e-3
-    #: The learning rate halves every ``lr_halving`` steps.
+    #: The learning rate halves every ``lr_halving`` steps, counted from ``lr_restart_step``.
     lr_halving: int = 6000
+    #: Step at which the schedule (re)starts at ``lr``: a fine-tune restarts it.
+    lr_restart_step: int = 0
+    #: Weight of (1 - MS-SSIM) beside the L1 term of every iteration (0: L1 only).
+    ms_ssim_weight: float = 0.0
     tbptt: int = 4
     seed: int = 0
     checkpoint_seconds: float = 180.0
@@ -56,7 +63,19 @@ class RnnTrainConfig:
     hid: int = 64
 
 
-def tbptt_step(model: RecurrentCodec, x: torch.Tensor, tbptt: int, autocast: bool) -> list[float]:
+def iteration_loss(x: torch.Tensor, x_hat: torch.Tensor, ms_ssim_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, L1) of one iteration's reconstruction: L1, plus ``ms_ssim_weight`` x (1 - MS-SSIM)."""
+    err = (x - x_hat).abs().mean()
+    if not ms_ssim_weight:
+        return err, err
+    from recodec.codecs.losses import ms_ssim, scales_for
+
+    score = ms_ssim(x_hat.clamp(0, 1), x, scales=scales_for(min(x.shape[2:])))
+    return err + ms_ssim_weight * (1 - score.mean()), err
+
+
+def tbptt_step(model: RecurrentCodec, x: torch.Tensor, tbptt: int, autocast: bool,
+               ms_ssim_weight: float = 0.0) -> list[float]:
     """Forward + backward of one batch with truncated BPTT; returns the per-iteration L1."""
     enc, dec = model.encoder, model.decoder
     es: list[Any] = [None, None]
@@ -71,8 +90,8 @@ def tbptt_step(model: RecurrentCodec, x: torch.Tensor, tbptt: int, autocast: boo
                 t, es = enc(x - x_hat, es)
                 d, ds = dec(binarize(t, True), ds)
                 x_hat = x_hat + d.float()
-                err = (x - x_hat).abs().mean()
-                chunk = chunk + err
+                loss, err = iteration_loss(x, x_hat, ms_ssim_weight)
+                chunk = chunk + loss
                 losses.append(float(err.detach()))
         chunk.backward()  # type: ignore[union-attr]
         # Truncation: no gradient flows across the chunk border.
@@ -83,12 +102,21 @@ def tbptt_step(model: RecurrentCodec, x: torch.Tensor, tbptt: int, autocast: boo
 
 
 @torch.no_grad()
-def evaluate(model: RecurrentCodec, batch: torch.Tensor) -> list[float]:
-    """Per-iteration PSNR (dB) of the deterministic (sign) binarizer on a fixed batch."""
+def evaluate(model: RecurrentCodec, batch: torch.Tensor) -> dict[str, list[float]]:
+    """Per-iteration PSNR and MS-SSIM (both dB) of the deterministic (sign) binarizer on a fixed batch."""
+    from recodec.codecs.losses import ms_ssim
+
     model.eval()
     recs, _ = model(batch)
     model.train()
-    return [float(10 * torch.log10(1 / ((r.clamp(0, 1) - batch) ** 2).mean())) for r in recs]
+    recs = [r.clamp(0, 1) for r in recs]
+    return {"psnr": [float(10 * torch.log10(1 / ((r - batch) ** 2).mean())) for r in recs],
+            "ms_ssim_db": [float(-10 * torch.log10(1 - ms_ssim(r, batch, scales=5).mean())) for r in recs]}
+
+
+def best_metric(config: RnnTrainConfig) -> str:
+    """The held-out score that picks ``best.pt``: MS-SSIM (dB) when the loss has it, else PSNR."""
+    return "ms_ssim_db" if config.ms_ssim_weight else "psnr"
 
 
 def _save(path: Path, payload: dict[str, Any]) -> None:
@@ -123,12 +151,12 @@ def _optimiser_step(model: RecurrentCodec, opt: torch.optim.Optimizer, images: l
                     config: RnnTrainConfig, rng: random.Random, step: int, device: str) -> list[float]:
     """One batch: learning-rate schedule, TBPTT forward/backward, clipped Adam step."""
     for g in opt.param_groups:
-        g["lr"] = config.lr * 0.5 ** (step // config.lr_halving)
+        g["lr"] = config.lr * 0.5 ** (max(0, step - config.lr_restart_step) // config.lr_halving)
     x = torch.from_numpy(random_crops(images, config.batch_size, config.crop, rng)).to(device)
     if config.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     opt.zero_grad(set_to_none=True)
-    losses = tbptt_step(model, x, config.tbptt, config.bf16)
+    losses = tbptt_step(model, x, config.tbptt, config.bf16, config.ms_ssim_weight)
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
     return losses
@@ -165,6 +193,8 @@ def train(images: list[np.ndarray], heldout: list[np.ndarray], out_dir: str,
     state = torch.load(source, map_location=device, weights_only=True) if source.exists() else None
     if state is not None:
         config = resumed_config(config, state["config"], given)
+        if "lr" in given:  # a new rate for a resumed run (a fine-tune): the schedule restarts here
+            config = replace(config, lr_restart_step=int(state["step"]))
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -179,6 +209,8 @@ def train(images: list[np.ndarray], heldout: list[np.ndarray], out_dir: str,
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, best, spent = int(state["step"]), float(state["best"]), float(state["seconds"])
+        if state.get("best_metric", "psnr") != best_metric(config):
+            best = -math.inf  # a fine-tune to another objective: the old best is not comparable
         _restore_rng(state["rng"], rng)
     eval_rng = random.Random(12345)
     eval_batch = torch.from_numpy(random_crops(heldout or images, 8, 256, eval_rng)).to(device)
@@ -188,7 +220,8 @@ def train(images: list[np.ndarray], heldout: list[np.ndarray], out_dir: str,
 
     def checkpoint() -> None:
         _save(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                     "best": best, "seconds": time.time() - t_start, "rng": _rng_state(rng),
+                     "best": best, "best_metric": best_metric(config), "seconds": time.time() - t_start,
+                     "rng": _rng_state(rng),
                      "arch": json.dumps(asdict(arch)), "config": json.dumps(asdict(config)),
                      "device": device})
 
@@ -206,9 +239,11 @@ def train(images: list[np.ndarray], heldout: list[np.ndarray], out_dir: str,
             log.flush()
             window = []
         if step % config.eval_every == 0:
-            psnr = evaluate(model, eval_batch)
-            score = float(np.mean(psnr))
-            log.write(json.dumps({"step": step, "eval_psnr": [round(p, 3) for p in psnr]}) + "\n")
+            scores = evaluate(model, eval_batch)
+            psnr = scores["psnr"]
+            score = float(np.mean(scores[best_metric(config)]))
+            log.write(json.dumps({"step": step, **{f"eval_{k}": [round(p, 3) for p in v]
+                                                   for k, v in scores.items()}}) + "\n")
             log.flush()
             if score > best:
                 best = score

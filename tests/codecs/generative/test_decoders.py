@@ -77,10 +77,10 @@ def test_tiles_do_not_change_the_result() -> None:
     torch.nn.init.normal_(net.body.out.weight, std=0.05)
     x = torch.rand(1, 3, 45, 70)
     noise = torch.randn(1, 2, 45, 70)
-    r = torch.ones(1)
+    r, rate = torch.ones(1), torch.full((1,), 0.25)
     with torch.no_grad():
-        whole = net(x, noise, r)
-        tiled = D.tiled(lambda a, b: net(a, b, r), x, noise, tile=32)
+        whole = net(x, noise, r, rate)
+        tiled = D.tiled(lambda a, b: net(a, b, r, rate), x, noise, tile=32)
     assert torch.allclose(whole, tiled, atol=1e-5)
 
 
@@ -117,3 +117,38 @@ def test_hf_energy_ratio() -> None:
     assert hf_energy_ratio(img, blurred)["fine"] < 0.3
     noisy = np.clip(img + rng.normal(0, 30, img.shape), 0, 255).astype(np.uint8)
     assert hf_energy_ratio(img, noisy)["fine"] > 1.2
+
+
+def test_the_gan_decoder_is_told_the_streams_rate_point(photo: np.ndarray, monkeypatch) -> None:
+    """The generator gets the header's quality, so it can add less texture where the stream has more."""
+    from recodec.codecs.generative.nets import Generator, rate_level
+
+    torch.manual_seed(0)
+    net = Generator(8).eval()
+    torch.nn.init.normal_(net.body.out.weight, std=0.05)
+    seen: list[float] = []
+    forward = net.forward
+    monkeypatch.setattr(net, "forward", lambda x, n, r, rate=None: seen.append(float(rate[0])) or forward(x, n, r, rate))
+    monkeypatch.setattr(D, "load_net", lambda name, device="cpu", weights_dir=None: (net, "f" * 64))
+    gan = get_codec("hyperprior-gan").decoder_for({"realism": 1.0})
+    views = {q: gan.decode(get_codec("hyperprior").encode(photo, quality=q, tile=256)) for q in (1, 5)}
+    assert sorted(set(seen)) == [rate_level(1), rate_level(5)] and rate_level(1) == 0.0 < rate_level(5) < 1.0
+    plain = get_codec("hyperprior").decode(get_codec("hyperprior").encode(photo, quality=1, tile=256))
+    assert not np.array_equal(views[1], plain)
+    with pytest.raises(CodecError, match="quality"):
+        gan.generate_rgb(plain)  # a rate-conditioned generator refuses to guess the rate
+
+
+def test_a_generator_without_the_rate_input_warm_starts_the_new_one() -> None:
+    from recodec.codecs.generative.nets import Generator, widen_input
+
+    torch.manual_seed(0)
+    old, new = Generator(8, rate_input=False).eval(), Generator(8).eval()
+    torch.nn.init.normal_(old.body.out.weight, std=0.05)
+    new.load_state_dict(widen_input(old.state_dict(), new))
+    x, noise, r = torch.rand(1, 3, 24, 20), torch.randn(1, 2, 24, 20), torch.full((1,), 0.7)
+    with torch.no_grad():
+        for rate in (0.0, 1.0):  # the new channel starts with zero weights: the old network exactly
+            assert torch.equal(new(x, noise, r, torch.full((1,), rate)), old(x, noise, r))
+    with pytest.raises(ValueError, match="rate"):
+        new(x, noise, r)

@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 
 from recodec.codecs.generative import training as T  # noqa: E402
 from recodec.codecs.generative.decoding import load_net  # noqa: E402
+from recodec.codecs.generative.nets import rate_level  # noqa: E402
 
 
 @pytest.fixture
@@ -59,8 +60,10 @@ def test_gan_steps_move_generator_and_discriminator(tmp_path: Path) -> None:
     parts = T.build("gan-hyperprior", 8, "cpu")
     before = {k: [p.detach().clone() for p in parts[k].parameters()] for k in ("net", "disc")}
     arrays = T.load_pairs(out, "unused", "hyperprior", 2)
-    x, y = T.sample_batch(arrays, "hyperprior", 2, 32, rng)
-    logs = T.train_step("gan-hyperprior", parts, T.to_batch(x, "cpu"), T.to_batch(y, "cpu"), "fp32")
+    x, y, levels = T.sample_batch(arrays, "hyperprior", 2, 32, rng)
+    assert set(levels.tolist()) <= {rate_level(q) for q in T.HYPERPRIOR_QUALITIES}
+    logs = T.train_step("gan-hyperprior", parts, T.to_batch(x, "cpu"), T.to_batch(y, "cpu"), "fp32",
+                        torch.from_numpy(levels))
     assert {"loss", "d", "mse", "adv", "fm", "band"} <= set(logs)
     for k in ("net", "disc"):
         assert any(not torch.equal(a, b) for a, b in zip(before[k], parts[k].parameters()))
@@ -110,3 +113,31 @@ def test_warm_start_from_a_shipped_file_keeps_its_steps_and_stages(tmp_path: Pat
     other = tmp_path / "other.pt"
     other.write_bytes(b"other")
     assert T.shipped_history("gan-hyperprior", other, tmp_path) == {}
+
+
+def test_band_target_runs_from_the_mse_decode_to_the_original() -> None:
+    """Realism is a dial: the band-energy target interpolates (in log) between the two images."""
+    from recodec.hfenergy import band_energies
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    y = torch.nn.functional.avg_pool2d(x, 3, 1, 1)  # a blurred "MSE decode"
+    lx, ly = torch.log(band_energies(x) + 1e-6), torch.log(band_energies(y) + 1e-6)
+    for r in (0.0, 0.5, 1.0):
+        target = T.band_target(x, y, torch.full((2,), r))
+        assert torch.allclose(target, (1 - r) * ly + r * lx, atol=1e-6)
+    assert bool((lx[:, 0] > ly[:, 0] + 1).all())  # blurring removed fine-band energy: the targets differ
+
+
+def test_the_generator_average_follows_the_network_slowly() -> None:
+    from recodec.codecs.generative.nets import Generator
+
+    net, ema = Generator(4), Generator(4)
+    ema.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    before = [p.clone() for p in ema.parameters()]
+    T.update_ema(ema, net, decay=0.9)
+    for b, e, p in zip(before, ema.parameters(), net.parameters()):
+        assert torch.allclose(e, 0.9 * b + 0.1 * p)

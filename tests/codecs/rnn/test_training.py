@@ -42,3 +42,52 @@ def test_resume_keeps_the_checkpoint_recipe_and_stops_on_time_budget(tmp_path: P
     longer = replace(_config(50), max_seconds=0)
     budget = train(images, images, str(tmp_path), longer, given=("steps",))
     assert budget["steps"] == 2 and budget["stopped"] == "time budget" and not budget["interrupted"]
+
+
+def test_an_ms_ssim_fine_tune_restarts_the_schedule_and_picks_best_by_ms_ssim(tmp_path: Path) -> None:
+    """``--lr`` on a resumed run restarts the schedule; the MS-SSIM objective resets and drives best.pt."""
+    import json
+
+    from recodec.codecs.rnn import training as R
+
+    images = [np.random.default_rng(2).integers(0, 256, (48, 56, 3), dtype=np.uint8)]
+    train(images, images, str(tmp_path), _config(2))
+    first = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert first["best_metric"] == "psnr" and first["best"] > 0
+    tune = replace(_config(4), lr=5e-4, ms_ssim_weight=1.0, lr_halving=1)
+    out = train(images, images, str(tmp_path), tune, given=("steps", "lr", "ms_ssim_weight", "lr_halving"))
+    assert out["steps"] == 4 and out["config"]["lr_restart_step"] == 2 and out["config"]["ms_ssim_weight"] == 1.0
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["best_metric"] == "ms_ssim_db"
+    assert state["best"] < first["best"]  # MS-SSIM dB of a barely trained model, not the old PSNR record
+    assert state["optimizer"]["param_groups"][0]["lr"] == 5e-4 * 0.5  # step 3: one halving after the restart
+    evals = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines() if "eval_psnr" in line]
+    assert all(len(e["eval_ms_ssim_db"]) == 3 for e in evals)
+    assert R.best_metric(tune) == "ms_ssim_db" and R.best_metric(_config(1)) == "psnr"
+
+
+def test_the_ms_ssim_loss_term_is_finite_under_bf16_and_lowers_with_quality() -> None:
+    from recodec.codecs.rnn.training import iteration_loss
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 64)
+    near, far = x + 0.02 * torch.randn_like(x), x + 0.2 * torch.randn_like(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        (a, l1a), (b, l1b) = iteration_loss(x, near, 1.0), iteration_loss(x, far, 1.0)
+    assert torch.isfinite(a) and torch.isfinite(b) and a < b
+    assert float(a - l1a) > 0  # the MS-SSIM term is there
+    plain, l1 = iteration_loss(x, near, 0.0)
+    assert torch.equal(plain, l1)
+
+
+def test_the_train_command_passes_the_ms_ssim_weight_to_the_rnn_recipe() -> None:
+    import pytest
+
+    from recodec.errors import ConfigError
+    from recodec.flows.train import _config
+
+    config, given = _config({"model": "rnn", "lr": 2e-4, "ms_ssim_weight": 2.0}, "bf16", None, 1)
+    assert config.extra == {"ms_ssim_weight": 2.0} and config.lr == 2e-4 and "lr" in given
+    assert _config({"model": "rnn", "ms_ssim_weight": None}, "bf16", None, 1)[0].extra == {}
+    with pytest.raises(ConfigError, match="only for --model rnn"):
+        _config({"model": "factorized", "ms_ssim_weight": 1.0}, "bf16", None, 1)
