@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--calibration", type=int, default=6)
     ap.add_argument("--crop-history", default="",
                     help="STEPS:CROP,... when the crop changed during the run (for the pixel count)")
+    ap.add_argument("--stages", default="", help="training history for the card's notes (stages, losses)")
     ap.add_argument("--device-note", default="one thread, nice 19, on a 2-core box shared with 7 other jobs")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -84,7 +85,8 @@ def main() -> None:
     notes = ("Integer decoder vs float model on the same crops (PSNR dB per iteration, codec / float): "
              + ", ".join(f"{p['quality']}: {p['psnr']:.2f} / {p['float_psnr']:.2f}" for p in points)
              + f"; largest gap {gap:.2f} dB (the codec also skips blocks whose update would hurt). "
-             f"Calibration (activation scales, context counts): {len(urls)} training images.")
+             f"Calibration (activation scales, context counts): {len(urls)} training images."
+             + (f" Training stages: {args.stages}" if args.stages else ""))
     card = write_card(str(Path(args.out) / "MODEL_CARD.md"), summary=summary, export=exported, rd_points=points,
                       eval_images=[f"{n} (top-left 256x256)" for n, _ in held], data=args.data, notes=notes)
     print(json.dumps({"export": exported, "card": card, "points": points, "step": summary["steps"],

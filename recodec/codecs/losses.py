@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-#: MS-SSIM scale weights (Wang, Simoncelli & Bovik 2003), finest first.
-MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+from recodec.metrics import MS_SSIM_WEIGHTS
 
 
 def _gaussian_window(channels: int, device: Any, size: int = 11, sigma: float = 1.5) -> Any:

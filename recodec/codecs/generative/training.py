@@ -384,7 +384,7 @@ def train(recipe: str, out: Path, data: str, *, steps: int, batch: int = 8, crop
     stage = {"from_step": meta["step"], "to_step": meta["step"], "batch": batch, "crop": crop,
              "lr": parts["opt"].param_groups[0]["lr"],
              "pixels": 0, "wall_seconds": 0.0, "device": device, "precision": precision,
-             "threads": torch.get_num_threads(), "pairs_seconds": pairs_seconds}
+             "threads": torch.get_num_threads(), "pairs_seconds": pairs_seconds, "bank": len(arrays["bank"])}
     if RECIPES[recipe]["kind"] == "generator":
         stage.update(band_weight=BAND_WEIGHT, band_target="interpolated", rate_input=True, ema_decay=EMA_DECAY)
     if PAIR_WEIGHTS is not None and RECIPES[recipe]["pairs"] == "hyperprior":
@@ -456,21 +456,30 @@ RECIPE_TEXT = {
                             "step 240; steps 0-764 on decodes of the earlier hyperprior weights (845bb0a7...), "
                             "764-2258 on the 6-point file 507e6bda... (its rate points are unchanged in the "
                             "9-point de54ef92...); not fine-tuned for the new qualities 1-3.",
-    "gan-hyperprior": "Generator (U-Net residual, width 32, realism-scaled) against a conditional spectral-norm "
-                      "PatchGAN; loss 100 MSE + 0.1 (1 - MS-SSIM) + realism x (0.02 hinge adversarial + 0.5 "
-                      "feature matching + w x log band-energy matching on the three DoG bands).  Stages 1-4 "
-                      "(steps 0-1569): pairs at qualities 1-2 of the earlier hyperprior weights (845bb0a7...), "
-                      "w = 0.5 before step 586, then 2, the two finest bands only before step 1074.  Stages 5-8 "
-                      "(session 10, steps 1569-10158): warm start from that generator with a fresh "
-                      "discriminator, pairs at qualities 1-5 of the 9-point hyperprior (de54ef92..., about "
-                      "0.1-0.4 bpp); w = 10, qualities uniform (stages 5-6), then drawn 3:2:1:1:1 (stage 7); "
-                      "stage 8 started from the mean of the generator weights at steps 5297-7384 (5 "
-                      "checkpoints) with w = 30.  Shipped: the mean of the generator weights at steps 9407 and "
-                      "10158 (checkpoints 3 minutes apart; the fine-band ratio swings between single "
-                      "checkpoints).  The mean was chosen among 3 candidates (step 10158 alone, the mean, the "
-                      "step-5297 one) by the held-out evaluation of docs/generative.md, which is therefore "
-                      "not independent of the choice.",
+    "gan-hyperprior": "Generator (U-Net residual, width 32, realism-scaled; from session 11 also rate-conditioned: "
+                      "the stream's quality as an input channel) against a conditional spectral-norm PatchGAN; "
+                      "loss 100 MSE + 0.1 (1 - box MS-SSIM) + realism x (0.02 hinge adversarial + 0.5 feature "
+                      "matching) + w x log band-energy matching on the three DoG bands.  Stages 1-4 (steps "
+                      "0-1569): pairs at qualities 1-2 of the earlier hyperprior weights (845bb0a7...), no rate "
+                      "input, band target the original's with the term scaled by realism, w = 0.5 then 2.  "
+                      "Stages 5-8 (session 10, steps 1569-10158): pairs at qualities 1-5 of the 9-point "
+                      "hyperprior (de54ef92...), w = 10 then 30, checkpoint means (the file 27268abd...).  "
+                      "Stages 9 onwards (session 11): warm start from 27268abd... with a zero-weight rate "
+                      "channel and a fresh discriminator; band target interpolated by realism between the MSE "
+                      "decode's and the original's log energies; the exported network is the generator's "
+                      "moving average (decay 0.998); qualities 1-5 uniform; w, learning rate, crop and bank "
+                      "per stage in the table.",
 }
+
+
+#: Stage entries shown in the card's "settings" column (those a stage recorded).
+STAGE_SETTINGS = ("lr", "band_weight", "bank", "pair_weights", "band_target", "rate_input", "ema_decay")
+
+
+def stage_settings(stage: dict[str, Any]) -> str:
+    """The recorded recipe settings of one stage, ``name=value`` separated by commas ("-" when none)."""
+    shown = [f"{k}={stage[k]}" for k in STAGE_SETTINGS if k in stage]
+    return ", ".join(shown).replace("|", "/") or "-"
 
 
 def write_card(weights_dir: Path = WEIGHTS_DIR) -> Path:
@@ -480,12 +489,12 @@ def write_card(weights_dir: Path = WEIGHTS_DIR) -> Path:
     for name, card in sorted(cards.items()):
         lines += [f"## {name}.pt", "", f"- SHA-256 `{card['sha256']}`, {card['bytes']} bytes, "
                   f"{card['steps']} optimiser steps in all", f"- recipe: {RECIPE_TEXT[name]}", "",
-                  "| stage | steps | batch x crop | pixels | wall s | device | precision | threads |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| stage | steps | batch x crop | pixels | wall s | device | precision | threads | settings |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for i, st in enumerate(card["stages"], 1):
             lines.append(f"| {i} | {st['from_step']}-{st['to_step']} | {st['batch']} x {st['crop']}^2 | "
                          f"{st['pixels']:.3g} | {st['wall_seconds']:.0f} | {st['device']} | {st['precision']} | "
-                         f"{st['threads']} |")
+                         f"{st['threads']} | {stage_settings(st)} |")
         lines.append("")
     path = weights_dir / "MODEL_CARD.md"
     path.write_text("\n".join(lines))

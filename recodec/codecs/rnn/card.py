@@ -6,6 +6,16 @@ from pathlib import Path
 from typing import Any
 
 
+def loss_line(cfg: dict[str, Any]) -> str:
+    """The card's loss line: L1 of every prefix, plus the MS-SSIM term when the last stage had one."""
+    line = "- loss: sum over iterations of the mean |x - x_hat_k| (L1 of every prefix)"
+    weight = float(cfg.get("ms_ssim_weight") or 0)
+    if weight:
+        line += (f" + {weight:g} x (1 - MS-SSIM(x_hat_k, x)) in the last stage (from step "
+                 f"{cfg.get('lr_restart_step', 0)}, lr restarted there)")
+    return line
+
+
 def write_card(path: str, *, summary: dict[str, Any], export: dict[str, Any], rd_points: list[dict[str, float]],
                eval_images: list[str], data: str, notes: str = "") -> str:
     """Write the card: architecture, training run (steps, pixels, wall time, device), RD points."""
@@ -24,7 +34,7 @@ def write_card(path: str, *, summary: dict[str, Any], export: dict[str, Any], rd
         f"channels_last {cfg['channels_last']}, seed {cfg['seed']}",
         f"- wall time: {float(summary['seconds']) / 3600:.2f} h on {summary['device']} "
         f"({summary.get('device_note', 'one thread, niced, on a 2-core box shared with 7 other jobs')})",
-        "- loss: sum over iterations of the mean |x - x_hat_k| (L1 of every prefix)",
+        loss_line(cfg),
         "",
         f"## RD points on {len(eval_images)} held-out images (bpp = whole file, PSNR on decoded RGB)",
         "",
