@@ -377,10 +377,9 @@ def train(recipe: str, out: Path, data: str, *, steps: int, batch: int = 8, crop
             parts[name].load_state_dict(widen_input(state, parts[name]))
         meta["init_from"] = str(init_from)
         meta.update(shipped_history(recipe, Path(init_from)))
-    if lr is not None:
-        for name in ("opt", "opt_d"):
-            for group in parts[name].param_groups if name in parts else ():
-                group["lr"] = lr
+    for opt in (parts[k] for k in ("opt", "opt_d") if k in parts and lr is not None):
+        for group in opt.param_groups:
+            group["lr"] = lr
     stage = {"from_step": meta["step"], "to_step": meta["step"], "batch": batch, "crop": crop,
              "lr": parts["opt"].param_groups[0]["lr"],
              "pixels": 0, "wall_seconds": 0.0, "device": device, "precision": precision,

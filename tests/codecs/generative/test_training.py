@@ -141,3 +141,13 @@ def test_the_generator_average_follows_the_network_slowly() -> None:
     T.update_ema(ema, net, decay=0.9)
     for b, e, p in zip(before, ema.parameters(), net.parameters()):
         assert torch.allclose(e, 0.9 * b + 0.1 * p)
+
+
+def test_a_later_stage_can_lower_the_learning_rate(tmp_path: Path, data: str) -> None:
+    out = tmp_path / "run"
+    T.train("restore-jpeg", out, data, steps=1, batch=1, crop=32, width=8, bank=2, precision="fp32")
+    meta = T.train("restore-jpeg", out, data, steps=2, batch=1, crop=32, width=8, bank=2, precision="fp32", lr=1e-5)
+    assert [s["lr"] for s in meta["stages"]] == [T.RECIPES["restore-jpeg"]["lr"], 1e-5]
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["opt"]["param_groups"][0]["lr"] == 1e-5
+    assert T.stage_settings(meta["stages"][1]).startswith("lr=1e-05") and T.stage_settings({}) == "-"
