@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", default="/work/ckpt/rnn/best.pt")
     ap.add_argument("--out", default="recodec/codecs/rnn/weights")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"))
-    ap.add_argument("--calibration", type=int, default=6)
+    ap.add_argument("--calibration", type=int, default=32, help="training photos (CID22) the context model is fitted to")
     ap.add_argument("--crop-history", default="",
                     help="STEPS:CROP,... when the crop changed during the run (for the pixel count)")
     ap.add_argument("--stages", default="", help="training history for the card's notes (stages, losses)")
@@ -85,7 +85,7 @@ def main() -> None:
     notes = ("Integer decoder vs float model on the same crops (PSNR dB per iteration, codec / float): "
              + ", ".join(f"{p['quality']}: {p['psnr']:.2f} / {p['float_psnr']:.2f}" for p in points)
              + f"; largest gap {gap:.2f} dB (the codec also skips blocks whose update would hurt). "
-             f"Calibration (activation scales, context counts): {len(urls)} training images."
+             f"Calibration (activation scales, context model): {len(urls)} training images."
              + (f" Training stages: {args.stages}" if args.stages else ""))
     card = write_card(str(Path(args.out) / "MODEL_CARD.md"), summary=summary, export=exported, rd_points=points,
                       eval_images=[f"{n} (top-left 256x256)" for n, _ in held], data=args.data, notes=notes)

@@ -350,7 +350,7 @@ def train_rnn(data: str, out_dir: str, config: TrainConfig, given: tuple[str, ..
     # The flow exports "checkpoint": for the rnn that is the best held-out model.
     best = summary["best"] if Path(summary["best"]).exists() else summary["checkpoint"]
     return {**summary, "checkpoint": best, "resume_checkpoint": summary["checkpoint"],
-            "images": len(urls), "config": {**asdict(config), **summary["config"]}}
+            "images": len(urls), "config": {**asdict(config), **summary["config"], "model": "rnn"}}
 
 
 def _device_name(device: str) -> str:

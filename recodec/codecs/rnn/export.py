@@ -6,8 +6,10 @@ The shipped file is a flat ``{name: tensor}`` state dict holding
 * ``enc.*``: the float32 encoder;
 * ``dec.*``: the integer decoder (layers of :mod:`recodec.codecs.learned.integer`);
 * ``lut.sigmoid`` / ``lut.tanh``: the integer gate tables;
-* ``ctx.p1`` / ``ctx.apply``: the context model's integer probabilities (code bits, and
-  per-block apply flags), counted on calibration images coded by the integer decoder itself.
+* ``ctx.w`` / ``ctx.lut``: the logistic context model of the code bits (integer weights and
+  the logit-to-probability table), fitted to calibration images coded by the integer decoder
+  itself; ``ctx.apply``: the per-iteration probability of the apply flags, counted there.
+  (The first weights held a count table ``ctx.p1`` instead; their streams still decode.)
 
 Its SHA-256 goes into ``pins.json`` beside it and into every stream header.
 """
@@ -82,27 +84,67 @@ def decoder_state(model: RecurrentCodec, crops: torch.Tensor) -> dict[str, torch
     }
 
 
-def context_tables(state: dict[str, torch.Tensor], images: list[np.ndarray], tile: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Integer code-bit and apply-flag probabilities counted on ``images`` coded by the integer decoder."""
+def calibration_codes(state: dict[str, torch.Tensor], images: list[np.ndarray],
+                      tile: int = 256) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Codes (K, C, h, w) of every whole ``tile`` of ``images``, coded by the integer decoder, and apply-flag counts."""
     rt = runtime_from_state(state, b"\0" * 32)
     a = rt.arch
-    n = context.table_size(a.iterations, a.bits)
-    ones, totals = np.zeros(n), np.zeros(n)
-    applied, blocks = np.zeros(a.iterations), np.zeros(a.iterations)
+    codes, applied, blocks = [], np.zeros(a.iterations), np.zeros(a.iterations)
     for img in images:
         h, w = img.shape[:2]
         for top in range(0, h - tile + 1, tile):
             for left in range(0, w - tile + 1, tile):
-                prev = None
                 coded = encode_tile_bits(rt, img[top:top + tile, left:left + tile], a.iterations)
-                for k, (u, apply) in enumerate(coded):
-                    ctx = context.contexts(k, u, prev).ravel()
-                    totals += np.bincount(ctx, minlength=n)
-                    ones += np.bincount(ctx, weights=u.ravel().astype(np.float64), minlength=n)
-                    applied[k] += apply.sum()
-                    blocks[k] += apply.size
-                    prev = u
-    return context.estimate_table(ones, totals), context.estimate_table(applied, blocks)
+                codes.append(np.stack([u for u, _ in coded]))
+                applied += [f.sum() for _, f in coded]
+                blocks += [f.size for _, f in coded]
+    return codes, applied, blocks
+
+
+def fit_table(codes: list[np.ndarray]) -> np.ndarray:
+    """Integer P(1) of the first weights' count table (:class:`~recodec.codecs.rnn.context.TableContext`) on ``codes``."""
+    iterations, bits = codes[0].shape[:2]
+    n = context.table_size(iterations, bits)
+    ones, totals = np.zeros(n), np.zeros(n)
+    for u in codes:
+        for k in range(iterations):
+            ctx = context.contexts(k, u[k], u[k - 1] if k else None).ravel()
+            totals += np.bincount(ctx, minlength=n)
+            ones += np.bincount(ctx, weights=u[k].ravel().astype(np.float64), minlength=n)
+    return context.estimate_table(ones, totals)
+
+
+def _features(codes: list[np.ndarray], k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Iteration ``k``'s logistic inputs (C, N, 2C + 1) = [same-iteration +-1, previous +-1, 1] and bits (C, N)."""
+    cur = np.concatenate([c[k].reshape(c.shape[1], -1) for c in codes], 1).astype(np.float32) * 2 - 1
+    prev = (np.concatenate([c[k - 1].reshape(c.shape[1], -1) for c in codes], 1).astype(np.float32) * 2 - 1
+            if k else np.zeros_like(cur))
+    bits, n = cur.shape
+    mask = np.tril(np.ones((bits, bits), np.float32), -1)  # channel c sees channels < c
+    x = np.concatenate([mask[:, None, :] * cur.T[None], np.broadcast_to(prev.T[None], (bits, n, bits)),
+                        np.ones((bits, n, 1), np.float32)], 2)
+    return torch.from_numpy(x), torch.from_numpy((cur > 0).astype(np.float32))
+
+
+def fit_logistic(codes: list[np.ndarray], *, l2: float = 1e-5) -> np.ndarray:
+    """Integer weights (K, C, 2C + 1) of :class:`~recodec.codecs.rnn.context.LogisticContext` fitted to ``codes``."""
+    iterations, bits = codes[0].shape[:2]
+    out = np.zeros((iterations, bits, 2 * bits + 1), np.int32)
+    for k in range(iterations):
+        x, y = _features(codes, k)
+        w = torch.zeros(bits, x.shape[2], 1, requires_grad=True)
+        opt = torch.optim.LBFGS([w], lr=1, max_iter=80, history_size=10, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = F.binary_cross_entropy_with_logits(torch.bmm(x, w)[..., 0], y) + l2 * (w ** 2).sum() / bits
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        q = torch.round(w.detach()[..., 0] * (1 << context.WEIGHT_FRAC))
+        out[k] = q.clamp(-context.LOGIT_MAX, context.LOGIT_MAX).numpy().astype(np.int32)
+    return out
 
 
 def build_shipped_state(checkpoint: str, calibration: list[np.ndarray], crop: int = 256) -> dict[str, torch.Tensor]:
@@ -116,8 +158,10 @@ def build_shipped_state(checkpoint: str, calibration: list[np.ndarray], crop: in
         **{f"enc.{k}": v.float().contiguous() for k, v in model.encoder.state_dict().items()},
         **decoder_state(model, x),
     }
-    p1, apply = context_tables(state, calibration)
-    state["ctx.p1"], state["ctx.apply"] = torch.from_numpy(p1), torch.from_numpy(apply)
+    codes, applied, blocks = calibration_codes(state, calibration)
+    state["ctx.w"] = torch.from_numpy(fit_logistic(codes))
+    state["ctx.lut"] = torch.from_numpy(context.logit_table())
+    state["ctx.apply"] = torch.from_numpy(context.estimate_table(applied, blocks))
     return state
 
 

@@ -29,13 +29,13 @@ BLOCK = 16
 
 @dataclass
 class Runtime:
-    """Float encoder, integer decoder and context table of one weights file."""
+    """Float encoder, integer decoder and context model of one weights file."""
 
     sha256: bytes
     arch: Arch
     encoder: Encoder
     decoder: IntDecoder
-    table: np.ndarray
+    context: context.ContextModel
     apply: np.ndarray
     device: str
 
@@ -63,13 +63,11 @@ def runtime_from_state(state: dict[str, torch.Tensor], sha256: bytes, device: st
     encoder = Encoder(arch)
     encoder.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("enc.")})
     encoder = encoder.to(device).eval()
-    def table(key: str, n: int) -> np.ndarray:
-        # Before the export has counted them, every probability is 1/2.
-        return state[key].numpy().astype(np.int32) if key in state else np.full(n, context.PROB_ONE // 2, np.int32)
-
+    # Before the export has counted them, every apply-flag probability is 1/2.
+    apply = (state["ctx.apply"].numpy().astype(np.int32) if "ctx.apply" in state
+             else np.full(arch.iterations, context.PROB_ONE // 2, np.int32))
     return Runtime(sha256, arch, encoder, decoder_from_state(state, device),
-                   table("ctx.p1", context.table_size(arch.iterations, arch.bits)),
-                   table("ctx.apply", arch.iterations), device)
+                   context.model_from_state(state, arch.iterations, arch.bits), apply, device)
 
 
 _RUNTIMES: dict[tuple[str, str], Runtime] = {}
@@ -141,7 +139,7 @@ def encode_tile(rt: Runtime, tile: np.ndarray, iterations: int) -> list[bytes]:
     payloads, prev = [], None
     for k, (u, apply) in enumerate(encode_tile_bits(rt, tile, iterations)):
         enc = constriction.stream.queue.RangeEncoder()
-        context.encode_iteration(enc, rt.table, k, u, prev)
+        context.encode_iteration(enc, rt.context, k, u, prev)
         context.encode_flags(enc, rt.apply, k, apply)
         payloads.append(np.asarray(enc.get_compressed(), dtype="<u4").tobytes())
         prev = u
@@ -165,7 +163,7 @@ def decode_tile_prefixes(rt: Runtime, payloads: list[bytes], h: int, w: int) -> 
     prev, out = None, []
     for k, payload in enumerate(payloads):
         dec = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
-        u = context.decode_iteration(dec, rt.table, k, rt.arch.bits, shape, prev)
+        u = context.decode_iteration(dec, rt.context, k, rt.arch.bits, shape, prev)
         apply = torch.from_numpy(context.decode_flags(dec, rt.apply, k, shape)).to(rt.device)
         b = torch.from_numpy(u.astype(np.float64) * 2 - 1)[None].to(rt.device)
         new, ds = rt.decoder.step(b, ds, recon)

@@ -91,3 +91,19 @@ def test_the_train_command_passes_the_ms_ssim_weight_to_the_rnn_recipe() -> None
     assert _config({"model": "rnn", "ms_ssim_weight": None}, "bf16", None, 1)[0].extra == {}
     with pytest.raises(ConfigError, match="only for --model rnn"):
         _config({"model": "factorized", "ms_ssim_weight": 1.0}, "bf16", None, 1)
+
+
+def test_train_rnn_summary_names_the_rnn_model(tmp_path: Path) -> None:
+    """A direct call with a default TrainConfig (model "hyperprior") still reports the model it trained."""
+    from PIL import Image
+
+    from recodec.tasks.train import TrainConfig, train_rnn
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(12):  # some of them fall in the held-out split, the rest train
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(data / f"img{i}.png")
+    summary = train_rnn(str(data), str(tmp_path / "out"),
+                        TrainConfig(steps=1, batch_size=1, crop=32, threads=1, extra={"iterations": 2, "bits": 4, "hid": 8}))
+    assert summary["steps"] == 1 and summary["config"]["model"] == "rnn"
