@@ -28,3 +28,16 @@ def test_bar_checks_every_blurred_band_and_the_psnr_gap() -> None:
     assert q2["blurred_bands"] == ["fine"] and q2["met"]
     # q3: HF fine, but 2.1 dB below the MSE decoder.
     assert q3["hf_ok"] and not q3["psnr_ok"] and not q3["met"]
+
+
+def test_scene_crops_leave_out_nodata_corners() -> None:
+    """A scene whose corners are nodata keeps only the crops that are image (else its centre)."""
+    import numpy as np
+
+    scene = np.full((300, 300, 3), 90, np.uint8)
+    scene[:150, :150] = 0  # the top-left quarter is nodata
+    kept = dict(EVAL.scene_crops(scene, 100, 2))
+    assert sorted(kept) == ["@0,200", "@200,0", "@200,200"]
+    assert all((c.max(axis=2) > 0).all() for c in kept.values())
+    empty = np.zeros((300, 300, 3), np.uint8)
+    assert [pos for pos, _ in EVAL.scene_crops(empty, 100, 2)] == ["@100,100"]
