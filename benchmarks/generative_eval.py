@@ -44,7 +44,13 @@ def grid_crops(a: np.ndarray, size: int, grid: int) -> list[tuple[str, np.ndarra
 
 def scene_crops(a: np.ndarray, size: int, grid: int) -> list[tuple[str, np.ndarray]]:
     """:func:`grid_crops` with at most ``MAX_NODATA`` nodata (all bands 0) each; the centre crop if none qualifies."""
-    kept = [(pos, c) for pos, c in grid_crops(a, size, grid) if (c.max(axis=2) == 0).mean() <= MAX_NODATA]
+    kept = []
+    for pos, crop in grid_crops(a, size, grid):
+        nodata = float((crop.max(axis=2) == 0).mean())
+        if nodata <= MAX_NODATA:
+            kept.append((pos, crop))
+        else:
+            print(f"  left out the crop {pos}: {nodata:.0%} nodata", flush=True)
     return kept or grid_crops(a, size, 1)
 
 
@@ -65,6 +71,7 @@ def load_sets(size: int, heldout: int, scene_grid: int = 1) -> dict[str, list[tu
     for name in SATELLITE:
         arr = read_image((DATA / "devset" / name).read_bytes()).array
         if arr.dtype == np.uint8 and arr.shape[2] >= 3:
+            print(f"satellite scene {name}", flush=True)
             sats += [(name + ("" if scene_grid == 1 else pos), crop) for pos, crop in scene_crops(arr, size, scene_grid)]
     return {"photo": photos, "satellite": sats}
 
@@ -219,6 +226,19 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def spread(result: dict[str, Any]) -> str:
+    """Per set and bar rate: the GAN's (realism 1) per-image fine-band ratios - median, range, the mean without the largest."""
+    lines = []
+    for row in result["bar_lowest_two"]:
+        per = {r["image"]: r["hf_fine"] for r in result["rows"]
+               if r["set"] == row["set"] and r["setting"] == f"q{row['quality']} gan r=1"}
+        top = max(per, key=per.get)
+        rest = [v for k, v in per.items() if k != top]
+        lines.append(f"{row['set']} q{row['quality']}: per-image fine ratio median {np.median(list(per.values())):.2f}, "
+                     f"range {min(per.values()):.2f}-{per[top]:.2f} ({top}); mean without it {np.mean(rest):.2f}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("docs/results/generative_eval.json"))
@@ -227,7 +247,12 @@ def main() -> None:
     p.add_argument("--heldout", type=int, default=12, help="held-out training-folder photos to add (12: all of them)")
     p.add_argument("--scene-grid", type=int, default=2, help="satellite crops per scene: a G x G grid (1: the centre)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--report", type=Path, help="print the tables of an earlier run's JSON instead of measuring")
     args = p.parse_args()
+    if args.report:
+        result = json.loads(args.report.read_text())
+        print(markdown(result) + "\n" + spread(result))
+        return
     import torch
 
     torch.set_num_threads(args.threads)
@@ -264,7 +289,7 @@ def main() -> None:
               "seconds": round(time.monotonic() - start, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=float) + "\n")
-    print(markdown(result))
+    print(markdown(result) + "\n" + spread(result))
 
 
 if __name__ == "__main__":

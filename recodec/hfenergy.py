@@ -40,14 +40,21 @@ def _blur(y: Any, sigma: float) -> Any:
     return F.conv2d(y, k.view(1, 1, -1, 1))
 
 
-def band_energies(img: Any) -> Any:
-    """Per-band mean squared band-pass of (B, 3, H, W) RGB (any scale): tensor (B, bands)."""
+def band_pass(img: Any) -> list[Any]:
+    """The band-pass images of luma, finest first: one (B, 1, H, W) tensor per band of (B, 3, H, W) RGB."""
     import torch
 
     w = torch.tensor([0.299, 0.587, 0.114], dtype=img.dtype, device=img.device).view(1, 3, 1, 1)
     y = (img * w).sum(1, keepdim=True)
     blurred = [_blur(y, s) for s in SIGMAS]
-    return torch.stack([((blurred[k] - blurred[k + 1]) ** 2).mean((1, 2, 3)) for k in range(len(SIGMAS) - 1)], 1)
+    return [blurred[k] - blurred[k + 1] for k in range(len(SIGMAS) - 1)]
+
+
+def band_energies(img: Any) -> Any:
+    """Per-band mean squared band-pass of (B, 3, H, W) RGB (any scale): tensor (B, bands)."""
+    import torch
+
+    return torch.stack([(b ** 2).mean((1, 2, 3)) for b in band_pass(img)], 1)
 
 
 def hf_energy_ratio(original: Any, decoded: Any) -> dict[str, float]:

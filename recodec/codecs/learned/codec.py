@@ -267,11 +267,11 @@ class HyperpriorCodec(LearnedCodec):
     model_kind = "hyperprior"
     summary = "learned transform coding, mean-scale hyperprior (Ballé 2018), exact integer decoder"
 
-    def _encode_tile(self, rt: Runtime, tile: np.ndarray, q: int) -> bytes:
-        import constriction
+    def tile_symbols(self, rt: Runtime, tile: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What one tile's stream codes at quality index ``q``: hyper-latent ``z`` (N, h/64, w/64), and per
+        latent its scale index and rounded residual (M, h/16, w/16), all int64."""
         import torch
 
-        from recodec.codecs.learned.entropy import encode_grouped
         from recodec.codecs.learned.integer import MEAN_FRAC
 
         y = self._analysis(rt, tile, q)
@@ -281,11 +281,19 @@ class HyperpriorCodec(LearnedCodec):
         index, mean = rt.hs(torch.from_numpy(z)[None])
         # The encoder may round in float: only the integers it writes must be reproducible.
         residual = torch.round(y[0].double().cpu() - mean[0].double() / 2**MEAN_FRAC).numpy().astype(np.int64)
-        residual = rt.tab_s.clamp(residual, index[0].numpy())
+        index = index[0].numpy()
+        return z, index, rt.tab_s.clamp(residual, index)
+
+    def _encode_tile(self, rt: Runtime, tile: np.ndarray, q: int) -> bytes:
+        import constriction
+
+        from recodec.codecs.learned.entropy import encode_grouped
+
+        z, index, residual = self.tile_symbols(rt, tile, q)
         enc = constriction.stream.queue.RangeEncoder()
-        for c in range(n):
+        for c in range(z.shape[0]):
             rt.tab_z.encode(enc, z[c], c)
-        encode_grouped(rt.tab_s, enc, residual, index[0].numpy())
+        encode_grouped(rt.tab_s, enc, residual, index)
         return self._finish(enc)
 
     def _decode_tile(self, rt: Runtime, payload: bytes, h: int, w: int, q: int) -> np.ndarray:

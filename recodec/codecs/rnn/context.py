@@ -22,14 +22,15 @@ After the codes come the per-block "apply" flags of the iteration (see
 :func:`recodec.codecs.rnn.runtime.encode_tile_bits`), with one integer P(1) per iteration.
 
 Channels are coded one after another, so the decoder computes channel ``c``'s
-probabilities after decoding channel ``c - 1``; every symbol of one channel is one
+probabilities after decoding channel ``c - 1`` (:meth:`ContextModel.channel_probs` yields them
+in turn, keeping what the earlier channels contributed); every symbol of one channel is one
 constriction call.  Probabilities are ``count / 2**16`` (exact in float64), so the coder's
 models are a pure function of integers in the weights file.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 
@@ -48,13 +49,13 @@ LOGIT_MAX = 16 << WEIGHT_FRAC
 
 
 class ContextModel(Protocol):
-    """What the coder needs: every bit's P(1) (encoder) and one channel's P(1) (decoder)."""
+    """What the coder needs: every bit's P(1) (encoder) and each channel's in turn (decoder)."""
 
     def iteration_probs(self, k: int, u: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
         """Integer P(1) of every bit of iteration ``k`` (bits, h, w), given all of ``u``."""
 
-    def channel_probs(self, k: int, c: int, u: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
-        """Integer P(1) of channel ``c`` (h, w), given the decoded channels ``u[:c]``."""
+    def channel_probs(self, k: int, u: np.ndarray, prev: np.ndarray | None) -> Iterator[np.ndarray]:
+        """Yield channel ``c``'s integer P(1) (h, w) for c = 0, 1, ...; the caller fills ``u[c]`` before the next."""
 
 
 def clamp_probs(p: np.ndarray) -> np.ndarray:
@@ -109,10 +110,11 @@ class TableContext:
         """Integer P(1) of every bit of iteration ``k``."""
         return self.table[contexts(k, u, prev)]
 
-    def channel_probs(self, k: int, c: int, u: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
-        """Integer P(1) of channel ``c`` given ``u[:c]``."""
-        base = base_contexts(k, u.shape[0], prev, u.shape[1:])[c]
-        return self.table[base + (u[c - 1].astype(np.int64) if c else 0)]
+    def channel_probs(self, k: int, u: np.ndarray, prev: np.ndarray | None) -> Iterator[np.ndarray]:
+        """Channel by channel, integer P(1) given ``u[:c]``."""
+        base = base_contexts(k, u.shape[0], prev, u.shape[1:])
+        for c in range(u.shape[0]):
+            yield self.table[base[c] + (u[c - 1].astype(np.int64) if c else 0)]
 
 
 # -- the logistic model ------------------------------------------------------------------------
@@ -150,12 +152,14 @@ class LogisticContext:
         logits = self.same[k] @ signs(flat, flat) + w[:, bits:2 * bits] @ self._prev(prev, flat) + w[:, -1:]
         return self._probs(logits).reshape(u.shape)
 
-    def channel_probs(self, k: int, c: int, u: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
-        """Integer P(1) of channel ``c`` given ``u[:c]``."""
+    def channel_probs(self, k: int, u: np.ndarray, prev: np.ndarray | None) -> Iterator[np.ndarray]:
+        """Channel by channel, integer P(1) given ``u[:c]``: each decoded channel adds its terms to the later logits."""
         bits, flat = u.shape[0], u.reshape(u.shape[0], -1)
-        w = self.weights[k, c]
-        logits = w[:c] @ signs(flat[:c], flat[:c]) + w[bits:2 * bits] @ self._prev(prev, flat) + w[-1]
-        return self._probs(logits).reshape(u.shape[1:])
+        w = self.weights[k]
+        logits = w[:, bits:2 * bits] @ self._prev(prev, flat) + w[:, -1:]
+        for c in range(bits):
+            yield self._probs(logits[c]).reshape(u.shape[1:])
+            logits[c + 1:] += self.same[k][c + 1:, c:c + 1] * signs(flat[c], flat[c])
 
     @staticmethod
     def _prev(prev: np.ndarray | None, flat: np.ndarray) -> np.ndarray:
@@ -200,8 +204,8 @@ def decode_iteration(decoder: Any, model: ContextModel, k: int, bits: int, shape
     """Inverse of :func:`encode_iteration`: (bits, h, w) uint8."""
     u = np.zeros((bits, *shape), dtype=np.uint8)
     coder = _model()
-    for c in range(bits):
-        probs = model.channel_probs(k, c, u, prev).astype(np.float64).reshape(-1) / PROB_ONE
+    for c, p1 in enumerate(model.channel_probs(k, u, prev)):
+        probs = p1.astype(np.float64).reshape(-1) / PROB_ONE
         u[c] = np.asarray(decoder.decode(coder, probs), dtype=np.uint8).reshape(shape)
     return u
 

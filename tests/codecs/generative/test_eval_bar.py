@@ -41,3 +41,10 @@ def test_scene_crops_leave_out_nodata_corners() -> None:
     assert all((c.max(axis=2) > 0).all() for c in kept.values())
     empty = np.zeros((300, 300, 3), np.uint8)
     assert [pos for pos, _ in EVAL.scene_crops(empty, 100, 2)] == ["@100,100"]
+
+
+def test_spread_names_the_outlier_and_the_mean_without_it() -> None:
+    rows = [{"set": "photo", "setting": "q1 gan r=1", "image": name, "hf_fine": v}
+            for name, v in (("a", 0.7), ("b", 0.8), ("c", 3.9))]
+    text = EVAL.spread({"bar_lowest_two": [{"set": "photo", "quality": 1}], "rows": rows})
+    assert text == "photo q1: per-image fine ratio median 0.80, range 0.70-3.90 (c); mean without it 0.75"
