@@ -39,10 +39,10 @@ def main() -> None:
     net.load_state_dict(weights)
     net.eval()
     arrays = dict(np.load(args.pairs))
-    T.PAIR_WEIGHTS = tuple(float(i == args.quality_index) for i in range(len(arrays["recon"])))
+    only = tuple(float(i == args.quality_index) for i in range(len(arrays["recon"])))
     rng = np.random.default_rng(3)
     for crop in (64, 128, 256):
-        x, y, levels = T.sample_batch(arrays, "hyperprior", args.crops, crop, rng)
+        x, y, levels = T.sample_batch(arrays, "hyperprior", args.crops, crop, rng, pair_weights=only)
         x, y = T.to_batch(x, "cpu"), T.to_batch(y, "cpu")
         with torch.no_grad():
             fake = net(y, torch.randn(len(x), 2, crop, crop), torch.ones(len(x)), torch.from_numpy(levels))

@@ -50,11 +50,20 @@ def band_pass(img: Any) -> list[Any]:
     return [blurred[k] - blurred[k + 1] for k in range(len(SIGMAS) - 1)]
 
 
-def band_energies(img: Any) -> Any:
-    """Per-band mean squared band-pass of (B, 3, H, W) RGB (any scale): tensor (B, bands)."""
-    import torch
+def band_energies(img: Any, tile: int | None = None, power: int = 2) -> Any:
+    """Per-band mean squared band-pass of (B, 3, H, W) RGB (any scale): tensor (B, bands).
 
-    return torch.stack([(b ** 2).mean((1, 2, 3)) for b in band_pass(img)], 1)
+    With ``tile``, the mean over each ``tile`` x ``tile`` block instead (a partial edge block is
+    dropped): tensor (B, bands, H // tile, W // tile).  ``power`` 1 gives the mean absolute
+    band-pass instead (with the energy, it tells dense texture from sparse specks).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    maps = [b.abs() if power == 1 else b ** power for b in band_pass(img)]
+    if tile is None:
+        return torch.stack([m.mean((1, 2, 3)) for m in maps], 1)
+    return torch.cat([F.avg_pool2d(m, tile) for m in maps], 1)
 
 
 def hf_energy_ratio(original: Any, decoded: Any) -> dict[str, float]:

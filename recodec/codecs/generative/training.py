@@ -47,6 +47,16 @@ JPEG_QUALITIES = (10, 50)
 PAIR_WEIGHTS: tuple[float, ...] | None = None
 #: Weight of the GAN's band-energy term (``--band-weight``; recorded per stage).
 BAND_WEIGHT = 2.0
+#: Block size (px) over which the band-energy term matches energies (``--band-tile``; recorded per
+#: stage); None: the whole crop.  Why blocks: a whole-crop match lets grain in a flat sky pay for
+#: missing texture elsewhere in the crop; per block, flat areas must stay flat.
+BAND_TILE: int | None = None
+#: Also match each band's mean absolute value (``--band-shape``; recorded per stage).  Why: energy
+#: alone is met as well by a few sharp specks as by texture; for the same energy, specks have a
+#: smaller mean absolute value, so matching both asks for the original's spread of detail.
+BAND_SHAPE = False
+#: Floor added to band energies before the log (in [0, 1] units squared: about 8-bit quantisation noise).
+BAND_FLOOR = 1e-6
 
 
 def crop_bank(data: str, count: int, seed: int = 0) -> np.ndarray:
@@ -118,11 +128,12 @@ def load_pairs(out: Path, data: str, pairs: str, count: int) -> dict[str, np.nda
     return arrays
 
 
-def sample_batch(arrays: dict[str, np.ndarray], pairs: str, batch: int, crop: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sample_batch(arrays: dict[str, np.ndarray], pairs: str, batch: int, crop: int, rng: np.random.Generator,
+                 *, pair_weights: tuple[float, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(originals, degraded, rate levels): uint8 (B, crop, crop, 3) random crops and flips, float (B,).
 
-    The rate level is :func:`.nets.rate_level` of the hyperprior quality of each pair (0 for JPEG pairs).
+    The rate level is :func:`.nets.rate_level` of the hyperprior quality of each pair (0 for JPEG pairs);
+    ``pair_weights`` is the relative frequency of each quality (None: uniform).
     """
     from recodec.codecs.generative.nets import rate_level
 
@@ -137,8 +148,8 @@ def sample_batch(arrays: dict[str, np.ndarray], pairs: str, batch: int, crop: in
             y = jpeg_roundtrip(np.ascontiguousarray(x), rng.integers(JPEG_QUALITIES[0], JPEG_QUALITIES[1] + 1),
                                "4:2:0" if rng.random() < 0.75 else "4:4:4")
         else:
-            k = rng.integers(len(arrays["recon"])) if PAIR_WEIGHTS is None else rng.choice(
-                len(arrays["recon"]), p=np.asarray(PAIR_WEIGHTS) / np.sum(PAIR_WEIGHTS))
+            k = rng.integers(len(arrays["recon"])) if pair_weights is None else rng.choice(
+                len(arrays["recon"]), p=np.asarray(pair_weights) / np.sum(pair_weights))
             y = arrays["recon"][k, i, top:top + crop, left:left + crop]
             level = rate_level(int(arrays.get("qualities", np.array(HYPERPRIOR_QUALITIES))[k]))
         if rng.random() < 0.5:
@@ -196,12 +207,21 @@ def band_target(x: Any, y: Any, realism: Any) -> Any:
     Why: interpolating the target (not only scaling the loss by realism) makes the knob a dial;
     a realism-scaled loss alone is met by a network that jumps to full detail at small realism.
     """
+    r = realism.view(-1, *([1] * (1 if BAND_TILE is None else 3)))
+    return (1 - r) * log_bands(y) + r * log_bands(x)
+
+
+def log_bands(img: Any) -> Any:
+    """Log band energies of a batch, per crop or per :data:`BAND_TILE` block; with :data:`BAND_SHAPE`
+    also twice the log mean absolute band-pass (energy units), after the energies."""
     import torch
 
     from recodec.hfenergy import band_energies
 
-    r = realism.view(-1, 1)
-    return (1 - r) * torch.log(band_energies(y) + 1e-6) + r * torch.log(band_energies(x) + 1e-6)
+    energy = torch.log(band_energies(img, BAND_TILE) + BAND_FLOOR)
+    if not BAND_SHAPE:
+        return energy
+    return torch.cat([energy, 2 * torch.log(band_energies(img, BAND_TILE, power=1) + BAND_FLOOR ** 0.5)], 1)
 
 
 def gen_loss(disc: Any, x: Any, y: Any, fake: Any, realism: Any) -> tuple[Any, dict[str, float]]:
@@ -209,7 +229,6 @@ def gen_loss(disc: Any, x: Any, y: Any, fake: Any, realism: Any) -> tuple[Any, d
     import torch
 
     from recodec.codecs.losses import box_ms_ssim_loss
-    from recodec.hfenergy import band_energies
 
     with torch.no_grad():
         real_feats = disc(x, y)[1]
@@ -218,7 +237,7 @@ def gen_loss(disc: Any, x: Any, y: Any, fake: Any, realism: Any) -> tuple[Any, d
     r = realism.view(-1, 1, 1, 1)
     adv = -(logits * r).mean()
     fm = sum(((f - rf).abs() * r).mean() for f, rf in zip(feats, real_feats)) / len(feats)
-    band = ((torch.log(band_energies(fake.float()) + 1e-6) - target) ** 2).mean()
+    band = ((log_bands(fake.float()) - target) ** 2).mean()
     mse = torch.mean((fake.float() - x) ** 2)
     loss = 100 * mse + 0.1 * box_ms_ssim_loss(fake.float(), x) + 0.02 * adv + 0.5 * fm + BAND_WEIGHT * band
     return loss, {k: float(v.detach()) for k, v in (("mse", mse), ("adv", adv), ("fm", fm), ("band", band))}
@@ -386,6 +405,10 @@ def train(recipe: str, out: Path, data: str, *, steps: int, batch: int = 8, crop
              "threads": torch.get_num_threads(), "pairs_seconds": pairs_seconds, "bank": len(arrays["bank"])}
     if RECIPES[recipe]["kind"] == "generator":
         stage.update(band_weight=BAND_WEIGHT, band_target="interpolated", rate_input=True, ema_decay=EMA_DECAY)
+        if BAND_TILE is not None:
+            stage["band_tile"] = BAND_TILE
+        if BAND_SHAPE:
+            stage["band_shape"] = True
     if PAIR_WEIGHTS is not None and RECIPES[recipe]["pairs"] == "hyperprior":
         stage["pair_weights"] = dict(zip(map(str, HYPERPRIOR_QUALITIES), PAIR_WEIGHTS))
     meta["stages"].append(stage)
@@ -395,7 +418,7 @@ def train(recipe: str, out: Path, data: str, *, steps: int, batch: int = 8, crop
     while meta["step"] < steps and not Stop.requested:
         if max_minutes is not None and time.monotonic() - start > 60 * max_minutes:
             break
-        xb, yb, levels = sample_batch(arrays, RECIPES[recipe]["pairs"], batch, crop, rng)
+        xb, yb, levels = sample_batch(arrays, RECIPES[recipe]["pairs"], batch, crop, rng, pair_weights=PAIR_WEIGHTS)
         logs = train_step(recipe, parts, to_batch(xb, device), to_batch(yb, device), precision,
                           torch.from_numpy(levels).to(device))
         meta["step"] += 1
@@ -472,7 +495,7 @@ RECIPE_TEXT = {
 
 
 #: Stage entries shown in the card's "settings" column (those a stage recorded).
-STAGE_SETTINGS = ("lr", "band_weight", "bank", "pair_weights", "band_target", "rate_input", "ema_decay")
+STAGE_SETTINGS = ("lr", "band_weight", "band_tile", "band_shape", "bank", "pair_weights", "band_target", "rate_input", "ema_decay")
 
 
 def stage_settings(stage: dict[str, Any]) -> str:
@@ -538,6 +561,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lr", type=float, help="learning rate from this stage on (default: the recipe's, or the "
                    "resumed optimiser's)")
     p.add_argument("--band-weight", type=float, default=BAND_WEIGHT, help="GAN: weight of the band-energy term")
+    p.add_argument("--band-tile", type=int, help="GAN: match band energies per block of this many px "
+                   "(default: per crop)")
+    p.add_argument("--band-shape", action="store_true", help="GAN: match the mean absolute band-pass too "
+                   "(texture rather than specks)")
     p.add_argument("--pair-weights", help="hyperprior recipes: comma-separated relative frequency of each "
                    "of the qualities " + ",".join(map(str, HYPERPRIOR_QUALITIES)) + " (default uniform)")
     p.add_argument("--export", action="store_true", help="write the shipped weights, pin and stages afterwards")
@@ -545,6 +572,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     globals()["BAND_WEIGHT"] = args.band_weight
+    globals()["BAND_TILE"] = args.band_tile
+    globals()["BAND_SHAPE"] = args.band_shape
     if args.pair_weights:
         weights = tuple(float(v) for v in args.pair_weights.split(","))
         if len(weights) != len(HYPERPRIOR_QUALITIES) or min(weights) < 0 or not sum(weights):

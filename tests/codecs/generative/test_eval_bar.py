@@ -12,7 +12,10 @@ SPEC.loader.exec_module(EVAL)
 
 
 def _row(psnr: float, fine: float, mid: float, coarse: float = 1.0) -> dict[str, float]:
-    return {"bpp": 0.1, "psnr": psnr, "ms_ssim": 0.9, "hf_fine": fine, "hf_mid": mid, "hf_coarse": coarse}
+    """A summary entry whose geometric means and medians equal its means (one image)."""
+    hf = {"hf_fine": fine, "hf_mid": mid, "hf_coarse": coarse}
+    return {"bpp": 0.1, "psnr": psnr, "ms_ssim": 0.9, **hf, **{f"{k}_geo": v for k, v in hf.items()},
+            **{f"{k}_median": v for k, v in hf.items()}}
 
 
 def test_bar_checks_every_blurred_band_and_the_psnr_gap() -> None:
@@ -47,4 +50,42 @@ def test_spread_names_the_outlier_and_the_mean_without_it() -> None:
     rows = [{"set": "photo", "setting": "q1 gan r=1", "image": name, "hf_fine": v}
             for name, v in (("a", 0.7), ("b", 0.8), ("c", 3.9))]
     text = EVAL.spread({"bar_lowest_two": [{"set": "photo", "quality": 1}], "rows": rows})
-    assert text == "photo q1: per-image fine ratio median 0.80, range 0.70-3.90 (c); mean without it 0.75"
+    assert text == ("photo q1: per-image fine ratio geometric mean 1.30, mean 1.80, median 0.80, range 0.70-3.90 (c); "
+                    "mean without it 0.75")
+
+
+def test_the_bar_averages_ratios_geometrically() -> None:
+    """One near-flat image at 9x lifts a mean of 16 ratios out of the window, not their geometric mean."""
+    import numpy as np
+
+    pairs = [(0.2, 0.9), (0.3, 1.1)] * 7 + [(0.25, 1.0), (0.5, 9.0)]
+    rows = []
+    for image, (mse, gan) in enumerate(pairs):
+        for setting, fine, psnr in (("q1 mse", mse, 25.0), ("q1 gan r=1", gan, 24.0)):
+            rows.append({"set": "photo", "setting": setting, "image": str(image), "bpp": 0.1, "psnr": psnr,
+                         "ms_ssim": 0.9, "hf_fine": fine, "hf_mid": 1.0, "hf_coarse": 1.0})
+    summary = EVAL.summarise(rows)
+    gan = summary["photo | q1 gan r=1"]
+    assert np.isclose(gan["hf_fine"], 1.5) and np.isclose(gan["hf_fine_median"], 1.05)
+    assert np.isclose(gan["hf_fine_geo"], np.exp(np.mean(np.log([g for _, g in pairs]))))
+    (row,) = EVAL.bar(summary, "photo", [1])
+    assert row["blurred_bands"] == ["fine"] and row["met"] and np.isclose(row["gan_hf_mean"]["fine"], 1.5)
+    EVAL.add_intervals([row], rows)
+    lo, hi = row["gan_hf_interval"]["fine"]
+    assert 0.9 <= lo < row["gan_hf"]["fine"] < hi <= 9.0
+
+
+def test_log_ratios_drop_flat_originals_and_floor_zero() -> None:
+    import numpy as np
+
+    assert np.allclose(EVAL.log_ratios([1.0, float("nan"), 0.0]), [0.0, np.log(1e-6)])
+
+
+def test_grid_crops_do_not_repeat_pixels_along_short_sides() -> None:
+    import numpy as np
+
+    a = np.zeros((300, 600, 3), np.uint8)
+    assert [pos for pos, _ in EVAL.grid_crops(a, 256, 2)] == ["@22,0", "@22,344"]
+    assert [pos for pos, _ in EVAL.grid_crops(np.zeros((512, 512, 3), np.uint8), 256, 2)] == [
+        "@0,0", "@0,256", "@256,0", "@256,256"]
+    assert [pos for pos, _ in EVAL.grid_crops(a, 256, 1)] == ["@22,172"]

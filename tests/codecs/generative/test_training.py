@@ -129,6 +129,45 @@ def test_band_target_runs_from_the_mse_decode_to_the_original() -> None:
     assert bool((lx[:, 0] > ly[:, 0] + 1).all())  # blurring removed fine-band energy: the targets differ
 
 
+def test_band_energies_per_block_see_where_the_detail_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per block, grain in a flat half cannot pay for detail missing in the other half."""
+    from recodec.hfenergy import band_energies
+
+    torch.manual_seed(0)
+    noise = torch.rand(1, 3, 64, 64)
+    left = torch.full((1, 3, 64, 64), 0.5)
+    left[..., :32] = noise[..., :32]  # detail on the left, flat on the right
+    right = torch.full((1, 3, 64, 64), 0.5)
+    right[..., 32:] = noise[..., 32:]  # the same detail moved to the right
+    whole = band_energies(left), band_energies(right)
+    assert torch.allclose(whole[0], whole[1], rtol=0.25)  # one number per crop cannot tell them apart
+    blocks = band_energies(left, 16), band_energies(right, 16)
+    assert blocks[0].shape == (1, 3, 4, 4)
+    assert bool((blocks[0][0, 0, :, 0] > 100 * blocks[0][0, 0, :, 3]).all())  # the left edge column vs the flat right one
+    assert torch.allclose(blocks[0].mean((2, 3)), whole[0], rtol=1e-4)
+    monkeypatch.setattr(T, "BAND_TILE", 16)
+    target = T.band_target(left, left, torch.ones(1))
+    assert target.shape == (1, 3, 4, 4)
+    assert float(((T.log_bands(right) - target) ** 2).mean()) > 10  # per block the swap is far off
+    monkeypatch.setattr(T, "BAND_TILE", None)
+    assert float(((T.log_bands(right) - T.band_target(left, left, torch.ones(1))) ** 2).mean()) < 0.05
+
+
+def test_band_shape_tells_specks_from_texture(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same band energy, different spread: only the mean absolute band-pass tells them apart."""
+    torch.manual_seed(0)
+    texture = 0.5 + 0.05 * torch.randn(1, 3, 64, 64)
+    specks = torch.full((1, 3, 64, 64), 0.5)
+    specks[..., ::8, ::8] = 0.5 + 0.05 * 8 * torch.randn(1, 3, 8, 8)  # 1/64 of the pixels, 8x the amplitude
+    monkeypatch.setattr(T, "BAND_SHAPE", False)
+    energy_gap = (T.log_bands(texture) - T.log_bands(specks)).abs()
+    assert T.log_bands(texture).shape == (1, 3) and float(energy_gap[0, 0]) < 0.5
+    monkeypatch.setattr(T, "BAND_SHAPE", True)
+    both = T.log_bands(texture), T.log_bands(specks)
+    assert both[0].shape == (1, 6) and torch.allclose(both[0][:, :3], T.log_bands(texture)[:, :3])
+    assert float(both[0][0, 3] - both[1][0, 3]) > 1.0  # the specks' mean |fine band| is far smaller
+
+
 def test_the_generator_average_follows_the_network_slowly() -> None:
     from recodec.codecs.generative.nets import Generator
 
