@@ -268,6 +268,18 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: How the bar could average per-image ratios over a set (:func:`in_window_share`).
+AVERAGES = {"mean": np.mean, "geometric mean": lambda v: float(np.exp(log_ratios(v).mean())), "median": np.median}
+
+
+def in_window_share(values: list[float], size: int = 16, draws: int = 4000, seed: int = 0) -> dict[str, float]:
+    """Per average: the share of random ``size``-image sets (drawn with replacement from ``values``)
+    whose average lies in the bar's window 0.8-1.25 - how often a set of that size would pass."""
+    v = np.asarray(values, dtype=np.float64)
+    picks = v[np.random.default_rng(seed).integers(len(v), size=(draws, size))]
+    return {name: float(np.mean([0.8 <= fn(p) <= 1.25 for p in picks])) for name, fn in AVERAGES.items()}
+
+
 def spread(result: dict[str, Any]) -> str:
     """Per set and bar rate: the GAN's (realism 1) per-image fine-band ratios - averages, range, the mean without the largest."""
     lines = []
@@ -280,6 +292,9 @@ def spread(result: dict[str, Any]) -> str:
         lines.append(f"{row['set']} q{row['quality']}: per-image fine ratio geometric mean "
                      f"{np.exp(log_ratios(values).mean()):.2f}, mean {np.mean(values):.2f}, median {np.median(values):.2f}, "
                      f"range {min(values):.2f}-{per[top]:.2f} ({top}); mean without it {np.mean(rest):.2f}")
+        share = in_window_share(values)
+        lines.append("  16-image sets drawn from these in the window: "
+                     + ", ".join(f"{name} {v:.0%}" for name, v in share.items()))
     return "\n".join(lines)
 
 

@@ -50,8 +50,16 @@ def test_spread_names_the_outlier_and_the_mean_without_it() -> None:
     rows = [{"set": "photo", "setting": "q1 gan r=1", "image": name, "hf_fine": v}
             for name, v in (("a", 0.7), ("b", 0.8), ("c", 3.9))]
     text = EVAL.spread({"bar_lowest_two": [{"set": "photo", "quality": 1}], "rows": rows})
-    assert text == ("photo q1: per-image fine ratio geometric mean 1.30, mean 1.80, median 0.80, range 0.70-3.90 (c); "
-                    "mean without it 0.75")
+    assert text.splitlines()[0] == ("photo q1: per-image fine ratio geometric mean 1.30, mean 1.80, median 0.80, "
+                                    "range 0.70-3.90 (c); mean without it 0.75")
+    assert text.splitlines()[1].startswith("  16-image sets drawn from these in the window: mean ")
+
+
+def test_in_window_share_counts_passing_sets() -> None:
+    assert EVAL.in_window_share([1.0] * 5) == {"mean": 1.0, "geometric mean": 1.0, "median": 1.0}
+    assert EVAL.in_window_share([0.5, 3.0], draws=200)["mean"] < 0.2  # a set mean of 0.5s and 3.0s is mostly over 1.25
+    skewed = EVAL.in_window_share([1.0] * 15 + [12.0], draws=400)
+    assert skewed["median"] == 1.0 and skewed["mean"] < skewed["geometric mean"]
 
 
 def test_the_bar_averages_ratios_geometrically() -> None:
