@@ -177,6 +177,11 @@ def log_ratios(values: Any) -> np.ndarray:
     return np.log(np.maximum(v[np.isfinite(v)], 1e-6))
 
 
+def geo_mean(values: Any) -> float:
+    """Geometric mean of the finite ratios in ``values`` (:func:`log_ratios`)."""
+    return float(np.exp(log_ratios(values).mean()))
+
+
 def geo_interval(values: list[float], draws: int = 2000, seed: int = 0) -> tuple[float, float]:
     """5-95 % bootstrap interval (images resampled with replacement) of the geometric mean of ``values``."""
     logs = log_ratios(values)
@@ -236,7 +241,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         out[g] = {k: float(np.mean([r[k] for r in rs])) for k in keys} | {"images": len(rs)}
         for b in BAND_NAMES:
             v = [r[f"hf_{b}"] for r in rs]
-            out[g] |= {f"hf_{b}_geo": float(np.exp(log_ratios(v).mean())), f"hf_{b}_median": float(np.nanmedian(v))}
+            out[g] |= {f"hf_{b}_geo": geo_mean(v), f"hf_{b}_median": float(np.nanmedian(v))}
     return out
 
 
@@ -269,7 +274,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 #: How the bar could average per-image ratios over a set (:func:`in_window_share`).
-AVERAGES = {"mean": np.mean, "geometric mean": lambda v: float(np.exp(log_ratios(v).mean())), "median": np.median}
+AVERAGES = {"mean": np.mean, "geometric mean": geo_mean, "median": np.median}
 
 
 def in_window_share(values: list[float], size: int = 16, draws: int = 4000, seed: int = 0) -> dict[str, float]:
@@ -290,7 +295,7 @@ def spread(result: dict[str, Any]) -> str:
         rest = [v for k, v in per.items() if k != top]
         values = list(per.values())
         lines.append(f"{row['set']} q{row['quality']}: per-image fine ratio geometric mean "
-                     f"{np.exp(log_ratios(values).mean()):.2f}, mean {np.mean(values):.2f}, median {np.median(values):.2f}, "
+                     f"{geo_mean(values):.2f}, mean {np.mean(values):.2f}, median {np.median(values):.2f}, "
                      f"range {min(values):.2f}-{per[top]:.2f} ({top}); mean without it {np.mean(rest):.2f}")
         share = in_window_share(values)
         lines.append("  16-image sets drawn from these in the window: "

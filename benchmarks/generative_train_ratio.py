@@ -11,6 +11,7 @@ only, so it can steer a run without touching the held-out evaluation.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
@@ -21,7 +22,6 @@ def main() -> None:
 
     from recodec.codecs.generative import training as T
     from recodec.codecs.generative.decoding import WEIGHTS_DIR
-    from recodec.codecs.generative.nets import build_net
     from recodec.hfenergy import band_energies
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,11 +33,7 @@ def main() -> None:
     p.add_argument("--crops", type=int, default=32)
     args = p.parse_args()
     torch.set_num_threads(1)
-    state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-    weights = state.get(args.part, state["net"])
-    net = build_net("generator", 32, rate_input=True)
-    net.load_state_dict(weights)
-    net.eval()
+    net = T.generator_from_file(Path(args.checkpoint), args.part)
     arrays = dict(np.load(args.pairs))
     only = tuple(float(i == args.quality_index) for i in range(len(arrays["recon"])))
     rng = np.random.default_rng(3)

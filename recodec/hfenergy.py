@@ -54,13 +54,14 @@ def band_energies(img: Any, tile: int | None = None, power: int = 2) -> Any:
     """Per-band mean squared band-pass of (B, 3, H, W) RGB (any scale): tensor (B, bands).
 
     With ``tile``, the mean over each ``tile`` x ``tile`` block instead (a partial edge block is
-    dropped): tensor (B, bands, H // tile, W // tile).  ``power`` 1 gives the mean absolute
-    band-pass instead (with the energy, it tells dense texture from sparse specks).
+    dropped): tensor (B, bands, H // tile, W // tile).  Other ``power`` values give the mean of
+    ``|band-pass| ** power``; 1, the mean absolute band-pass (with the energy, it tells dense
+    texture from sparse specks).
     """
     import torch
     import torch.nn.functional as F
 
-    maps = [b.abs() if power == 1 else b ** power for b in band_pass(img)]
+    maps = [b ** 2 if power == 2 else b.abs() ** power for b in band_pass(img)]
     if tile is None:
         return torch.stack([m.mean((1, 2, 3)) for m in maps], 1)
     return torch.cat([F.avg_pool2d(m, tile) for m in maps], 1)

@@ -298,6 +298,20 @@ def load_checkpoint(path: Path, parts: dict[str, Any]) -> tuple[dict[str, Any], 
     return json.loads(state["meta"]), rng
 
 
+def generator_from_file(path: Path, part: str = "ema") -> Any:
+    """The GAN generator (eval mode, CPU) of a training checkpoint (its ``part``: ``ema``, the
+    exported average, or ``net``) or of a shipped weights file, for checks of runs in progress."""
+    import torch
+
+    from recodec.codecs.generative.nets import build_net
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    width = state["width"] if "width" in state else json.loads(state["meta"])["width"]
+    net = build_net("generator", int(width), rate_input=True)
+    net.load_state_dict(state.get(part, state["net"]))
+    return net.eval()
+
+
 def shipped_history(recipe: str, path: Path, weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
     """{"step", "stages"} of a shipped weights file (looked up in ``stages.json`` by SHA-256), else {}.
 

@@ -97,3 +97,19 @@ def test_grid_crops_do_not_repeat_pixels_along_short_sides() -> None:
     assert [pos for pos, _ in EVAL.grid_crops(np.zeros((512, 512, 3), np.uint8), 256, 2)] == [
         "@0,0", "@0,256", "@256,0", "@256,256"]
     assert [pos for pos, _ in EVAL.grid_crops(a, 256, 1)] == ["@22,172"]
+
+
+def test_candidate_sparsity_tells_specks_from_gaussian_detail() -> None:
+    """The Landsat 8 column of generative_candidates.py: 2/pi for Gaussian detail, far less for specks."""
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location(
+        "generative_candidates", Path(__file__).resolve().parents[3] / "benchmarks" / "generative_candidates.py")
+    cand = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cand)
+    rng = np.random.default_rng(0)
+    texture = np.clip(128 + 20 * rng.standard_normal((128, 128, 3)), 0, 255).astype(np.uint8)
+    specks = np.full((128, 128, 3), 128, np.uint8)
+    specks[::8, ::8] = 255
+    assert abs(cand.sparsity(texture) - 2 / np.pi) < 0.1
+    assert cand.sparsity(specks) < 0.3

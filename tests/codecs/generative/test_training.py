@@ -168,6 +168,23 @@ def test_band_shape_tells_specks_from_texture(monkeypatch: pytest.MonkeyPatch) -
     assert float(both[0][0, 3] - both[1][0, 3]) > 1.0  # the specks' mean |fine band| is far smaller
 
 
+def test_generator_from_file_reads_checkpoints_and_shipped_files(tmp_path: Path) -> None:
+    """The checks of runs in progress load either format into the same network."""
+    import numpy as np
+
+    from recodec.codecs.generative.decoding import WEIGHTS_DIR
+
+    shipped = T.generator_from_file(WEIGHTS_DIR / "gan-hyperprior.pt")
+    parts = T.build("gan-hyperprior", 32, "cpu")
+    parts["ema"].load_state_dict(shipped.state_dict())
+    T.save_checkpoint(tmp_path / "checkpoint.pt", parts, {"recipe": "gan-hyperprior", "width": 32, "step": 3,
+                                                          "stages": []}, np.random.default_rng(0))
+    for part, ref in (("ema", shipped), ("net", parts["net"])):
+        loaded = T.generator_from_file(tmp_path / "checkpoint.pt", part)
+        assert not loaded.training
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), ref.state_dict().values()))
+
+
 def test_the_generator_average_follows_the_network_slowly() -> None:
     from recodec.codecs.generative.nets import Generator
 
