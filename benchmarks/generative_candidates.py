@@ -1,19 +1,25 @@
 """Compare GAN generators (shipped file or training checkpoints) on every held-out crop at one rate.
 
-The check behind docs/generative.md's session-13 training experiments: the evaluation sets of
+The check behind docs/generative.md's training experiments: the evaluation sets of
 ``generative_eval.py`` (photos as 2 x 2 grids, satellite scenes) and the scene sets of
-``generative_scene_check.py`` (NAIP other years, Landsat 8), hyperprior quality 1, realism 1.
+``generative_scene_check.py`` (NAIP held-out years, the cloudy Landsat 8 scene, the devset's
+other Landsat 8 scene), hyperprior quality 1, realism 1.
 Per generator: geometric mean of the fine-band ratio per set, the spread of its log over the
-photo crops, the largest crop ratio, the PSNR given up against the MSE decode, and on the
-Landsat 8 crops the sparsity of the fine band (squared mean absolute over energy: 2/pi for
-Gaussian detail, lower for sparse specks) of the original and of the generated view.
+photo crops and over the pooled held-out satellite crops (``HELD_OUT_SATELLITE``), the largest
+crop ratio, the PSNR given up against the MSE decode, and on the cloudy Landsat 8 crops the
+sparsity of the fine band (squared mean absolute over energy: 2/pi for Gaussian detail, lower for
+sparse specks) of the original and of the generated view.  Then, per
+set, how much more fine-band energy the generator adds on the hyperprior's 16 px latent grid
+lines than elsewhere (:func:`grid_excess`).
 
     python benchmarks/generative_candidates.py [CKPT ...]   # default: the shipped generator
+    python benchmarks/generative_candidates.py CKPT ... --decodes q1.npz --json crops.json   # reuse decodes
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generative_eval import geo_mean, load_sets, measure  # noqa: E402
-from generative_scene_check import landsat8_crops, naip_crops  # noqa: E402
+from generative_scene_check import scene_sets  # noqa: E402
 
 
 def sparsity(img: np.ndarray) -> float:
@@ -35,48 +41,90 @@ def sparsity(img: np.ndarray) -> float:
     return float(band_energies(t, power=1)[0, 0] ** 2 / band_energies(t)[0, 0])
 
 
-def decoded_crops(quality: int) -> dict[str, list[tuple[np.ndarray, np.ndarray, int]]]:
-    """{set: [(256^2 crop, its MSE decode, stream bytes)]}: the evaluation sets and the two scene sets,
-    coded once at ``quality`` for every generator."""
-    from recodec.codecs import get_codec
+#: Stride (px) of the hyperprior's latent grid, anchored at each crop's origin (each crop is coded alone).
+LATENT_GRID = 16
+#: Satellite sets no generator was trained on, pooled in one column (the cloudy Landsat 8 scene
+#: is not among them: the session-14 experiment trained on it).
+HELD_OUT_SATELLITE = ("satellite", "naip", "landsat8-rgb16")
+def grid_excess(plain: np.ndarray, view: np.ndarray, stride: int = LATENT_GRID) -> float:
+    """Mean fine band-pass energy that ``view`` adds to ``plain`` on the latent grid's lines (the
+    first and last row and column of each ``stride`` block) over that elsewhere: near 1 when the
+    generator ignores the grid, above 1 when it sharpens block edges."""
+    import torch
 
+    from recodec.hfenergy import band_pass
+
+    diff = torch.from_numpy(view.astype(np.float64) - plain.astype(np.float64)).permute(2, 0, 1)[None]
+    added = band_pass(diff)[0][0, 0].numpy() ** 2
+    rows, cols = np.arange(added.shape[0]) % stride, np.arange(added.shape[1]) % stride
+    line = (np.isin(rows, (0, stride - 1))[:, None]) | (np.isin(cols, (0, stride - 1))[None, :])
+    return float(added[line].mean() / max(added[~line].mean(), 1e-12))
+
+
+Decoded = dict[str, list[tuple[str, np.ndarray, np.ndarray, int]]]
+
+
+def decoded_crops(quality: int, cache: Path | None = None) -> Decoded:
+    """{set: [(name, 256^2 crop, its MSE decode, stream bytes)]}: the evaluation sets and the scene sets,
+    coded once at ``quality`` for every generator (kept in ``cache``, an .npz, while the hyperprior's
+    pinned weights and the quality are the same)."""
+    from recodec.codecs import get_codec
+    from recodec.codecs.learned.codec import DEFAULT_WEIGHTS
+    from recodec.codecs.weights import pinned_sha256
+
+    key = f"{pinned_sha256(DEFAULT_WEIGHTS)} q{quality}"
+    if cache is not None and cache.exists():
+        with np.load(cache, allow_pickle=False) as z:
+            if str(z["key"]) == key:
+                return {k: [(str(n), z[f"{k}/{n}/img"], z[f"{k}/{n}/plain"], int(z[f"{k}/{n}/bytes"]))
+                            for n in z[f"{k}/names"]] for k in z["sets"]}
     hyper = get_codec("hyperprior")
-    sets = {**load_sets(256, 12, 2, 2), "naip": list(naip_crops()), "landsat8": list(landsat8_crops())}
-    out = {}
-    for set_name, items in sets.items():
+    out: Decoded = {}
+    for set_name, items in {**load_sets(256, 12, 2, 2), **scene_sets()}.items():
         out[set_name] = []
-        for _, img in items:
+        for name, img in items:
             data = hyper.encode(img, quality=quality)
-            out[set_name].append((img, hyper.decode(data), len(data)))
+            out[set_name].append((name, img, hyper.decode(data), len(data)))
+    if cache is not None:
+        arrays: dict[str, Any] = {"key": key, "sets": list(out)}
+        for k, items in out.items():
+            arrays[f"{k}/names"] = [n for n, *_ in items]
+            for n, img, plain, nbytes in items:
+                arrays.update({f"{k}/{n}/img": img, f"{k}/{n}/plain": plain, f"{k}/{n}/bytes": nbytes})
+        np.savez(cache, **arrays)
     return out
 
 
-def judge(net: Any, sets: dict[str, list[tuple[np.ndarray, np.ndarray, int]]], quality: int) -> dict[str, Any]:
-    """Per set: fine ratios and PSNR gaps; on Landsat 8 the sparsity of the originals and the views."""
+def judge(net: Any, sets: Decoded, quality: int) -> dict[str, Any]:
+    """Per set: fine ratio per crop and PSNR gaps; on Landsat 8 the sparsity of the originals and the views."""
     from recodec.codecs.generative.decoding import generate, to_tensor, to_uint8
 
     out: dict[str, Any] = {}
     for set_name, items in sets.items():
-        fine, gap, spars = [], [], []
-        for img, plain, nbytes in items:
+        fine, gap, spars, grid = {}, [], [], []
+        for name, img, plain, nbytes in items:
             view = to_uint8(generate(net, to_tensor(plain), realism=1.0, seed=0, quality=quality))
             m, g = measure(img, plain, nbytes), measure(img, view, nbytes)
-            fine.append(g["hf_fine"])
+            fine[name] = g["hf_fine"]
             gap.append(g["psnr"] - m["psnr"])
+            grid.append(grid_excess(plain, view))
             if set_name == "landsat8":
                 spars.append((sparsity(img), sparsity(view)))
-        out[set_name] = {"fine": fine, "gap": float(np.mean(gap)), "sparsity": spars}
+        out[set_name] = {"fine": list(fine.values()), "crops": fine, "gap": float(np.mean(gap)), "sparsity": spars,
+                         "grid": geo_mean(grid)}
     return out
 
 
 def row(name: str, r: dict[str, Any]) -> str:
     """One Markdown row of the comparison."""
     photo = np.log(np.asarray(r["photo"]["fine"]))
-    scenes = r["naip"]["fine"] + r["landsat8"]["fine"]
-    l8 = r["landsat8"]
+    l8, rgb16 = r["landsat8"], r["landsat8-rgb16"]["fine"]
     orig, view = zip(*l8["sparsity"])
+    pool = [v for k in HELD_OUT_SATELLITE for v in r[k]["fine"]]
     return (f"| {name} | {geo_mean(r['photo']['fine']):.2f}; {photo.std():.2f} | {geo_mean(r['satellite']['fine']):.2f} | "
-            f"{geo_mean(scenes):.2f} | {min(l8['fine']):.2f}-{max(l8['fine']):.2f} | "
+            f"{geo_mean(r['naip']['fine']):.2f} | {min(rgb16):.2f}-{max(rgb16):.2f} | "
+            f"{geo_mean(pool):.2f}; {np.log(pool).std():.2f} | "
+            f"{min(l8['fine']):.2f}-{max(l8['fine']):.2f} | "
             f"{min(view):.2f}-{max(view):.2f} (original {min(orig):.2f}-{max(orig):.2f}) | "
             f"{max(r['photo']['fine']):.2f} | {r['photo']['gap']:+.2f} / {r['satellite']['gap']:+.2f} dB |")
 
@@ -92,14 +140,25 @@ def main() -> None:
     p.add_argument("checkpoints", nargs="*", type=Path, default=[WEIGHTS_DIR / "gan-hyperprior.pt"])
     p.add_argument("--part", default="ema", help="checkpoint entry: ema (the exported average) or net")
     p.add_argument("--quality", type=int, default=1)
+    p.add_argument("--decodes", type=Path,
+                   help="cache of the MSE decodes (.npz), reused while the hyperprior is the same")
+    p.add_argument("--json", type=Path, help="also write every crop's fine-band ratio per generator and set here")
     args = p.parse_args()
     torch.set_num_threads(1)
-    sets = decoded_crops(args.quality)
-    print("| generator | photo fine (geometric mean; sd of ln) | satellite fine | NAIP + Landsat 8 fine | "
-          "Landsat 8 fine | Landsat 8 sparsity | worst photo crop | PSNR gap photo / satellite |")
-    print("|---|---|---|---|---|---|---|---|")
+    sets = decoded_crops(args.quality, args.decodes)
+    results = {}
+    print("| generator | photo fine (geometric mean; sd of ln) | satellite fine | NAIP held-out years fine | "
+          "Landsat 8 rgb16 fine | held-out satellite pool (geometric mean; sd of ln) | Landsat 8 cloudy fine | "
+          "Landsat 8 cloudy sparsity | worst photo crop | PSNR gap photo / satellite |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for path in args.checkpoints:
-        print(row(str(path), judge(generator_from_file(path, args.part), sets, args.quality)), flush=True)
+        results[str(path)] = judge(generator_from_file(path, args.part), sets, args.quality)
+        print(row(str(path), results[str(path)]), flush=True)
+    print("\nAdded fine-band energy on the latent grid's lines over elsewhere (geometric mean per set):")
+    for path, r in results.items():
+        print(f"{path}: " + ", ".join(f"{k} {v['grid']:.2f}" for k, v in r.items()))
+    if args.json:
+        args.json.write_text(json.dumps({g: {k: r[k]["crops"] for k in r} for g, r in results.items()}, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,16 @@
-"""The #18 GAN bar on held-out satellite scenes outside the evaluation sets.
+"""The #18 GAN bar on satellite scenes outside the evaluation sets.
 
-Two scene sets from ``../shared/data/satellite-train/`` (never used to train the generative decoders):
+Three scene sets (none in ``benchmarks/generative_eval.py``'s sets):
 
-* ``naip``: the quarter-quad of the devset NAIP scene in nine other years (2009-2019), bands 1-3,
-  two 256^2 crops per year (centre and top-left);
-* ``landsat8``: a true-colour composite of the cloudy Landsat 8 scene (bands 4, 3, 2, uint16,
-  stretched to 8 bits between the 1st and 99th percentile of all three), a 2 x 2 grid of crops.
+* ``naip``: the quarter-quad of the devset NAIP scene in the held-out years of
+  ``satellite-train/`` (:data:`recodec.codecs.generative.scenes.NAIP_TRAIN_YEARS` are trained on
+  since session 14), bands 1-3, two 256^2 crops per year (centre and top-left);
+* ``landsat8``: a true-colour composite of the cloudy Landsat 8 scene of ``satellite-train/``
+  (bands 4, 3, 2, stretched to 8 bits between the 1st and 99th percentile of all three), a 2 x 2
+  grid of crops.  Held out for the generators up to session 13; the session-14 generator trained
+  on this scene's composites, so for it this set is *seen*;
+* ``landsat8-rgb16``: the devset's other Landsat 8 scene (``l8_rgb16.tif``, 60 m, never trained
+  on), stretched the same way, its four corner crops.
 
 Hyperprior qualities 1 and 2; the bar as ``benchmarks/generative_eval.py`` computes it
 (``bar``: geometric means).  Results: docs/generative.md.
@@ -17,7 +22,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -25,32 +29,47 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generative_eval import DATA, bar, grid_crops, measure, spread, summarise  # noqa: E402
 
 SCENES = DATA / "satellite-train"
+Crops = list[tuple[str, np.ndarray]]
 
 
-def naip_crops() -> Iterator[tuple[str, np.ndarray]]:
-    """(name, 256^2 RGB crop): centre and top-left of each other NAIP year."""
-    from recodec.formats.source import read_image
+def naip_crops() -> Crops:
+    """(name, 256^2 RGB crop): centre and top-left of each held-out NAIP year."""
+    from recodec.codecs.generative.scenes import naip_scenes
 
-    for path in sorted(SCENES.glob("naip_m_*.tif")):
-        scene = read_image(path.read_bytes()).array[..., :3]
+    out = []
+    for name, scene in naip_scenes(SCENES, heldout=True):
         h, w = scene.shape[:2]
         for top, left in ((h // 2 - 128, w // 2 - 128), (40, 40)):
-            yield f"{path.name}@{top},{left}", np.ascontiguousarray(scene[top:top + 256, left:left + 256])
+            out.append((f"{name}@{top},{left}", np.ascontiguousarray(scene[top:top + 256, left:left + 256])))
+    return out
 
 
-def stretch_to_8bit(bands: list[np.ndarray]) -> np.ndarray:
-    """(H, W, 3) uint8 of three bands, linearly stretched between their joint 1st and 99th percentile."""
-    rgb = np.stack([b.astype(np.float64) for b in bands], axis=2)
-    lo, hi = np.percentile(rgb, [1, 99])
-    return np.clip((rgb - lo) / max(hi - lo, 1e-9) * 255 + 0.5, 0, 255).astype(np.uint8)
-
-
-def landsat8_crops() -> Iterator[tuple[str, np.ndarray]]:
+def landsat8_crops() -> Crops:
     """(name, 256^2 RGB crop): a 2 x 2 grid of the cloudy Landsat 8 scene's true-colour composite."""
+    from recodec.codecs.generative.scenes import landsat8_composite
+
+    return [("l8_cloudy_B432" + pos, crop) for pos, crop in grid_crops(landsat8_composite(SCENES, (4, 3, 2)), 256, 2)]
+
+
+def corner_crops(a: np.ndarray, size: int = 256) -> Crops:
+    """(position, crop) of the four ``size``^2 corners of ``a``."""
+    h, w = a.shape[:2]
+    return [(f"@{t},{l}", np.ascontiguousarray(a[t:t + size, l:l + size]))
+            for t in (0, h - size) for l in (0, w - size)]
+
+
+def landsat8_rgb16_crops() -> Crops:
+    """(name, 256^2 RGB crop): the four corners of the devset's 16-bit Landsat 8 RGB, stretched to 8 bits."""
+    from recodec.codecs.generative.scenes import stretch_to_8bit
     from recodec.formats.source import read_image
 
-    bands = [read_image((SCENES / f"l8_cloudy_B{b}.tif").read_bytes()).array[:, :, 0] for b in (4, 3, 2)]
-    yield from (("l8_cloudy_B432" + pos, crop) for pos, crop in grid_crops(stretch_to_8bit(bands), 256, 2))
+    a = read_image((DATA / "devset" / "l8_rgb16.tif").read_bytes()).array
+    return [("l8_rgb16" + pos, crop) for pos, crop in corner_crops(stretch_to_8bit([a[..., i] for i in range(3)]))]
+
+
+def scene_sets() -> dict[str, Crops]:
+    """{set name: crops} of the three scene sets."""
+    return {"naip": naip_crops(), "landsat8": landsat8_crops(), "landsat8-rgb16": landsat8_rgb16_crops()}
 
 
 def main() -> None:
@@ -61,7 +80,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     hyper, gan = get_codec("hyperprior"), get_codec("hyperprior-gan").decoder_for({"realism": 1.0})
-    for set_name, crops in (("naip", naip_crops()), ("landsat8", landsat8_crops())):
+    for set_name, crops in scene_sets().items():
         rows = []
         for name, img in crops:
             for q in (1, 2):

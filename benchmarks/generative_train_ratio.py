@@ -6,6 +6,7 @@ realism 1; per crop size the mean and the geometric mean of the per-crop ratio. 
 only, so it can steer a run without touching the held-out evaluation.
 
     python benchmarks/generative_train_ratio.py OUT/pairs-hyperprior.npz [--checkpoint OUT/checkpoint.pt --part ema]
+        [--subset scenes]
 """
 
 from __future__ import annotations
@@ -14,6 +15,15 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+
+
+def subset(arrays: dict[str, np.ndarray], which: str) -> dict[str, np.ndarray]:
+    """The pairs restricted to the photo or the scene crops (``scene`` flag of ``--scenes`` runs)."""
+    if which == "all" or "scene" not in arrays:
+        return arrays
+    keep = arrays["scene"] if which == "scenes" else ~arrays["scene"]
+    rest = {k: v for k, v in arrays.items() if k not in ("bank", "recon", "scene")}
+    return {**rest, "bank": arrays["bank"][keep], "recon": arrays["recon"][:, keep]}
 
 
 def main() -> None:
@@ -31,10 +41,12 @@ def main() -> None:
     p.add_argument("--part", default="ema", help="checkpoint entry: ema (the exported average) or net")
     p.add_argument("--quality-index", type=int, default=0, help="index into the pairs' qualities (0: the lowest)")
     p.add_argument("--crops", type=int, default=32)
+    p.add_argument("--subset", choices=("all", "photos", "scenes"), default="all",
+                   help="bank crops to draw from: all (scene crops at the training share), photos or scenes only")
     args = p.parse_args()
     torch.set_num_threads(1)
     net = T.generator_from_file(Path(args.checkpoint), args.part)
-    arrays = dict(np.load(args.pairs))
+    arrays = subset(dict(np.load(args.pairs)), args.subset)
     only = tuple(float(i == args.quality_index) for i in range(len(arrays["recon"])))
     rng = np.random.default_rng(3)
     for crop in (64, 128, 256):

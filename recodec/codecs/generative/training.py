@@ -11,7 +11,8 @@ or ``benchmarks/train_generative.py``):
   the same pairs; loss ``MSE + 0.1 (1 - MS-SSIM) + realism * (adv + FM + band energy)``.
 
 The crop bank (random 256^2 crops of the training split of DATA; the held-out split of
-:func:`recodec.tasks.train.is_heldout` and the devset are never used) is cached in OUT.
+:func:`recodec.tasks.train.is_heldout` and the devset are never used; with ``--scenes``, also
+crops of the satellite views of :mod:`.scenes` that may be trained on) is cached in OUT.
 Checkpoints (network, optimisers, step, RNG, stages) go to ``OUT/checkpoint.pt`` every few
 minutes, at the end and on SIGTERM; ``--resume`` continues one.  ``--export`` writes the
 shipped weights, the SHA-256 pin and the model card's stage list.
@@ -55,6 +56,12 @@ BAND_TILE: int | None = None
 #: alone is met as well by a few sharp specks as by texture; for the same energy, specks have a
 #: smaller mean absolute value, so matching both asks for the original's spread of detail.
 BAND_SHAPE = False
+#: Crops of each training scene added to the bank by ``--scenes`` (random 256^2 crops).
+SCENE_CROPS = 8
+#: Share of the batch samples drawn from scene crops when the bank has some (``--scene-share``;
+#: recorded per stage).  Why not their share of the bank: a few scenes among a thousand photo
+#: crops would hardly be seen.
+SCENE_SHARE = 0.3
 #: Floor added to band energies before the log (in [0, 1] units squared: about 8-bit quantisation noise).
 BAND_FLOOR = 1e-6
 
@@ -96,36 +103,55 @@ def hyperprior_pairs(bank: np.ndarray, qualities: tuple[int, ...] = HYPERPRIOR_Q
                      for q in qualities])
 
 
-def load_pairs(out: Path, data: str, pairs: str, count: int) -> dict[str, np.ndarray]:
+def load_pairs(out: Path, data: str, pairs: str, count: int, scenes: Path | None = None) -> dict[str, np.ndarray]:
     """The crop bank (and hyperprior reconstructions) cached in ``out/pairs-<kind>.npz``.
 
     Reconstructions made with other hyperprior weights than the pinned ones, or at other
     qualities than :data:`HYPERPRIOR_QUALITIES`, are made again (same crops), so a decoder
-    fine-tuned after new hyperprior weights sees their output.
+    fine-tuned after new hyperprior weights sees their output.  ``scenes`` (``satellite-train/``)
+    appends :data:`SCENE_CROPS` crops of each training scene once, flagged in ``scene``; only
+    the new crops are decoded.
     """
     cache = out / f"pairs-{pairs}.npz"
     arrays: dict[str, np.ndarray] = {}
     if cache.exists():
         with np.load(cache) as z:
             arrays = dict(z)
-    if "bank" not in arrays:
+    changed = "bank" not in arrays
+    if changed:
         arrays = {"bank": crop_bank(data, count)}
-    if pairs == "hyperprior":
-        from recodec.codecs.learned.codec import DEFAULT_WEIGHTS
-        from recodec.codecs.weights import pinned_sha256
+    if scenes is not None and "scene" not in arrays:
+        from recodec.codecs.generative.scenes import scene_bank
 
-        weights = np.frombuffer(bytes.fromhex(pinned_sha256(DEFAULT_WEIGHTS)), dtype=np.uint8)
-        qualities = np.array(HYPERPRIOR_QUALITIES)
-        if ("recon" in arrays and np.array_equal(arrays.get("weights"), weights)
-                and np.array_equal(arrays.get("qualities", np.array([1, 2])), qualities)):
-            return arrays
-        arrays.update(recon=hyperprior_pairs(arrays["bank"]), weights=weights, qualities=qualities)
-    elif cache.exists():
-        return arrays
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(cache)
+        extra = scene_bank(Path(scenes), SCENE_CROPS, BANK_SIZE)
+        arrays["scene"] = np.r_[np.zeros(len(arrays["bank"]), bool), np.ones(len(extra), bool)]
+        arrays["bank"] = np.concatenate([arrays["bank"], extra])
+        changed = True
+    if pairs == "hyperprior":
+        changed = update_recon(arrays) or changed
+    if changed:
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(cache)
     return arrays
+
+
+def update_recon(arrays: dict[str, np.ndarray]) -> bool:
+    """Make the hyperprior reconstructions of ``arrays["bank"]`` that are missing or stale; True if any were."""
+    from recodec.codecs.learned.codec import DEFAULT_WEIGHTS
+    from recodec.codecs.weights import pinned_sha256
+
+    weights = np.frombuffer(bytes.fromhex(pinned_sha256(DEFAULT_WEIGHTS)), dtype=np.uint8)
+    qualities = np.array(HYPERPRIOR_QUALITIES)
+    if not ("recon" in arrays and np.array_equal(arrays.get("weights"), weights)
+            and np.array_equal(arrays.get("qualities", np.array([1, 2])), qualities)):
+        arrays.update(recon=hyperprior_pairs(arrays["bank"]), weights=weights, qualities=qualities)
+        return True
+    done = arrays["recon"].shape[1]
+    if done == len(arrays["bank"]):
+        return False
+    arrays["recon"] = np.concatenate([arrays["recon"], hyperprior_pairs(arrays["bank"][done:])], axis=1)
+    return True
 
 
 def sample_batch(arrays: dict[str, np.ndarray], pairs: str, batch: int, crop: int, rng: np.random.Generator,
@@ -140,7 +166,7 @@ def sample_batch(arrays: dict[str, np.ndarray], pairs: str, batch: int, crop: in
     bank = arrays["bank"]
     xs, ys, levels = [], [], []
     for _ in range(batch):
-        i = rng.integers(len(bank))
+        i = pick_crop(arrays, rng)
         top, left = rng.integers(BANK_SIZE - crop + 1, size=2)
         x = bank[i, top:top + crop, left:left + crop]
         level = 0.0
@@ -158,6 +184,15 @@ def sample_batch(arrays: dict[str, np.ndarray], pairs: str, batch: int, crop: in
         ys.append(y)
         levels.append(level)
     return np.stack(xs), np.stack(ys), np.asarray(levels, dtype=np.float32)
+
+
+def pick_crop(arrays: dict[str, np.ndarray], rng: np.random.Generator) -> int:
+    """Index of a random bank crop: a scene crop with probability :data:`SCENE_SHARE` when the bank has any."""
+    scene = arrays.get("scene")
+    if scene is None or not scene.any() or scene.all():
+        return int(rng.integers(len(arrays["bank"])))
+    group = np.flatnonzero(scene if rng.random() < SCENE_SHARE else ~scene)
+    return int(group[rng.integers(len(group))])
 
 
 def to_batch(a: np.ndarray, device: str) -> Any:
@@ -380,7 +415,8 @@ def update_ema(ema: Any, net: Any, decay: float = EMA_DECAY) -> None:
 def train(recipe: str, out: Path, data: str, *, steps: int, batch: int = 8, crop: int = 128, width: int = 32,
           resume: bool = True, max_minutes: float | None = None, precision: str = "bf16",
           bank: int = 600, checkpoint_minutes: float = 3.0, seed: int = 0,
-          device: str | None = None, init_from: Path | None = None, lr: float | None = None) -> dict[str, Any]:
+          device: str | None = None, init_from: Path | None = None, lr: float | None = None,
+          scenes: Path | None = None) -> dict[str, Any]:
     """Train ``recipe`` up to ``steps`` in ``out`` (resuming ``out/checkpoint.pt``); returns the meta.
 
     ``lr`` replaces the recipe's learning rate from this stage on (both optimisers): the end of a
@@ -393,7 +429,7 @@ def train(recipe: str, out: Path, data: str, *, steps: int, batch: int = 8, crop
     device = pick_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    arrays = load_pairs(out, data, RECIPES[recipe]["pairs"], bank)
+    arrays = load_pairs(out, data, RECIPES[recipe]["pairs"], bank, scenes)
     pairs_seconds = round(time.monotonic() - t0, 1)
     parts = build(recipe, width, device)
     ckpt = out / "checkpoint.pt"
@@ -423,6 +459,8 @@ def train(recipe: str, out: Path, data: str, *, steps: int, batch: int = 8, crop
             stage["band_tile"] = BAND_TILE
         if BAND_SHAPE:
             stage["band_shape"] = True
+    if "scene" in arrays:
+        stage.update(scene_crops=int(arrays["scene"].sum()), scene_share=SCENE_SHARE)
     if PAIR_WEIGHTS is not None and RECIPES[recipe]["pairs"] == "hyperprior":
         stage["pair_weights"] = dict(zip(map(str, HYPERPRIOR_QUALITIES), PAIR_WEIGHTS))
     meta["stages"].append(stage)
@@ -509,7 +547,8 @@ RECIPE_TEXT = {
 
 
 #: Stage entries shown in the card's "settings" column (those a stage recorded).
-STAGE_SETTINGS = ("lr", "band_weight", "band_tile", "band_shape", "bank", "pair_weights", "band_target", "rate_input", "ema_decay")
+STAGE_SETTINGS = ("lr", "band_weight", "band_tile", "band_shape", "bank", "scene_crops", "scene_share",
+                  "pair_weights", "band_target", "rate_input", "ema_decay")
 
 
 def stage_settings(stage: dict[str, Any]) -> str:
@@ -581,6 +620,9 @@ def main(argv: list[str] | None = None) -> None:
                    "(texture rather than specks)")
     p.add_argument("--pair-weights", help="hyperprior recipes: comma-separated relative frequency of each "
                    "of the qualities " + ",".join(map(str, HYPERPRIOR_QUALITIES)) + " (default uniform)")
+    p.add_argument("--scenes", type=Path, help="also train on the satellite scenes of this satellite-train/ "
+                   "folder (scenes.training_scenes; added to the cached bank once)")
+    p.add_argument("--scene-share", type=float, default=SCENE_SHARE, help="share of samples drawn from scene crops")
     p.add_argument("--export", action="store_true", help="write the shipped weights, pin and stages afterwards")
     p.add_argument("--export-only", action="store_true")
     args = p.parse_args(argv)
@@ -588,6 +630,7 @@ def main(argv: list[str] | None = None) -> None:
     globals()["BAND_WEIGHT"] = args.band_weight
     globals()["BAND_TILE"] = args.band_tile
     globals()["BAND_SHAPE"] = args.band_shape
+    globals()["SCENE_SHARE"] = args.scene_share
     if args.pair_weights:
         weights = tuple(float(v) for v in args.pair_weights.split(","))
         if len(weights) != len(HYPERPRIOR_QUALITIES) or min(weights) < 0 or not sum(weights):
@@ -596,7 +639,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.export_only:
         meta = train(args.model, args.out, args.data, steps=args.steps, batch=args.batch, crop=args.crop,
                      width=args.width, resume=not args.fresh, max_minutes=args.max_minutes,
-                     precision=args.precision, bank=args.bank, init_from=args.init_from, lr=args.lr)
+                     precision=args.precision, bank=args.bank, init_from=args.init_from, lr=args.lr,
+                     scenes=args.scenes)
         print(json.dumps({"done": meta["step"], "last": meta["last"]}), flush=True)
     if args.export or args.export_only:
         print(json.dumps({"exported": export(args.model, args.out), "card": str(write_card())}), flush=True)

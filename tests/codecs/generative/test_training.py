@@ -207,3 +207,74 @@ def test_a_later_stage_can_lower_the_learning_rate(tmp_path: Path, data: str) ->
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["opt"]["param_groups"][0]["lr"] == 1e-5
     assert T.stage_settings(meta["stages"][1]).startswith("lr=1e-05") and T.stage_settings({}) == "-"
+
+
+def fake_satellite_train(root: Path) -> Path:
+    """A satellite-train/ look-alike: NAIP files of two train years and one held-out year, Landsat 8 bands."""
+    import tifffile
+
+    root.mkdir()
+    rng = np.random.default_rng(3)
+    for year in ("2009", "2015", "2017"):
+        tifffile.imwrite(root / f"naip_m_4709963_se_14_1_{year}0701.tif",
+                         rng.integers(0, 255, (300, 280, 4), dtype=np.uint8), photometric="rgb", extrasamples=[0])
+    for band in range(2, 8):
+        tifffile.imwrite(root / f"l8_cloudy_B{band}.tif", rng.integers(5000, 30000, (270, 260), dtype=np.uint16) + band)
+    return root
+
+
+def test_training_scenes_leave_out_the_heldout_years(tmp_path: Path) -> None:
+    from recodec.codecs.generative import scenes
+
+    root = fake_satellite_train(tmp_path / "sat")
+    names = [name for name, _ in scenes.training_scenes(root)]
+    assert [n for n in names if n.startswith("naip")] == ["naip_m_4709963_se_14_1_20090701.tif",
+                                                            "naip_m_4709963_se_14_1_20150701.tif"]
+    assert [n for n, _ in scenes.naip_scenes(root, heldout=True)] == ["naip_m_4709963_se_14_1_20170701.tif"]
+    assert len(names) == 2 + len(scenes.LANDSAT8_COMPOSITES)
+    view = dict(scenes.training_scenes(root))["l8_cloudy_B432"]
+    assert view.dtype == np.uint8 and view.shape == (270, 260, 3) and view.min() == 0 and view.max() == 255
+    bank = scenes.scene_bank(root, 2, 256)
+    assert bank.shape == (2 * len(names), 256, 256, 3) and bank.dtype == np.uint8
+
+
+def test_scene_crops_join_the_bank_once_and_are_drawn_at_their_share(tmp_path: Path, monkeypatch) -> None:
+    """--scenes appends scene crops to a cached bank, decodes only those, and samples them at SCENE_SHARE."""
+    from recodec.codecs.learned.codec import DEFAULT_WEIGHTS
+    from recodec.codecs.weights import pinned_sha256
+
+    root = fake_satellite_train(tmp_path / "sat")
+    bank = np.zeros((3, T.BANK_SIZE, T.BANK_SIZE, 3), dtype=np.uint8)
+    pin = np.frombuffer(bytes.fromhex(pinned_sha256(DEFAULT_WEIGHTS)), dtype=np.uint8)
+    qualities = np.array(T.HYPERPRIOR_QUALITIES)
+    np.savez(tmp_path / "pairs-hyperprior.npz", bank=bank, recon=bank[None].repeat(len(qualities), 0),
+             weights=pin, qualities=qualities)
+    calls = []
+    monkeypatch.setattr(T, "hyperprior_pairs", lambda b: calls.append(len(b)) or np.ones(
+        (len(T.HYPERPRIOR_QUALITIES), *b.shape), dtype=np.uint8))
+    monkeypatch.setattr(T, "SCENE_CROPS", 2)
+    arrays = T.load_pairs(tmp_path, "unused", "hyperprior", 3, root)
+    extra = 2 * (2 + 4)
+    assert calls == [extra] and arrays["recon"].shape[1] == 3 + extra
+    assert arrays["scene"].tolist() == [False] * 3 + [True] * extra
+    assert T.load_pairs(tmp_path, "unused", "hyperprior", 3, root)["scene"].sum() == extra and calls == [extra]
+    monkeypatch.setattr(T, "SCENE_SHARE", 0.25)
+    rng = np.random.default_rng(0)
+    drawn = np.array([arrays["scene"][T.pick_crop(arrays, rng)] for _ in range(4000)])
+    assert abs(drawn.mean() - 0.25) < 0.03
+    assert T.pick_crop({"bank": bank}, rng) in range(3)
+
+
+def test_a_stage_with_scenes_records_them(tmp_path: Path, monkeypatch) -> None:
+    """The stage list (model card) says how many scene crops a stage had and at what share."""
+    root = fake_satellite_train(tmp_path / "sat")
+    monkeypatch.setattr(T, "hyperprior_pairs", lambda b: np.repeat(b[None] // 2, len(T.HYPERPRIOR_QUALITIES), 0))
+    monkeypatch.setattr(T, "SCENE_CROPS", 1)
+    out = tmp_path / "run"
+    out.mkdir()
+    bank = np.random.default_rng(2).integers(0, 255, (2, T.BANK_SIZE, T.BANK_SIZE, 3), dtype=np.uint8)
+    np.savez(out / "pairs-hyperprior.npz", bank=bank)
+    meta = T.train("gan-hyperprior", out, "unused", steps=1, batch=2, crop=32, width=8, precision="fp32", scenes=root)
+    stage = meta["stages"][-1]
+    assert stage["scene_crops"] == 2 + 4 and stage["scene_share"] == T.SCENE_SHARE and stage["bank"] == 2 + 6
+    assert "scene_crops=6" in T.stage_settings(stage)
