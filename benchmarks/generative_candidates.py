@@ -66,32 +66,32 @@ Decoded = dict[str, list[tuple[str, np.ndarray, np.ndarray, int]]]
 
 def decoded_crops(quality: int, cache: Path | None = None) -> Decoded:
     """{set: [(name, 256^2 crop, its MSE decode, stream bytes)]}: the evaluation sets and the scene sets,
-    coded once at ``quality`` for every generator (kept in ``cache``, an .npz, while the hyperprior's
-    pinned weights and the quality are the same)."""
+    coded once at ``quality`` for every generator.  ``cache`` (an .npz) keeps each decode under the
+    digest of its crop, the quality and the hyperprior's pinned weights, so a changed set, rate or
+    hyperprior is coded afresh."""
     from recodec.codecs import get_codec
     from recodec.codecs.learned.codec import DEFAULT_WEIGHTS
     from recodec.codecs.weights import pinned_sha256
+    from recodec.digest import pixel_sha256
 
-    key = f"{pinned_sha256(DEFAULT_WEIGHTS)} q{quality}"
+    stored: dict[str, np.ndarray] = {}
     if cache is not None and cache.exists():
         with np.load(cache, allow_pickle=False) as z:
-            if str(z["key"]) == key:
-                return {k: [(str(n), z[f"{k}/{n}/img"], z[f"{k}/{n}/plain"], int(z[f"{k}/{n}/bytes"]))
-                            for n in z[f"{k}/names"]] for k in z["sets"]}
-    hyper = get_codec("hyperprior")
+            stored = dict(z)
+    prefix = f"{pinned_sha256(DEFAULT_WEIGHTS)[:16]}-q{quality}-"
     out: Decoded = {}
+    kept: dict[str, np.ndarray] = {}  # only this run's decodes are written back
     for set_name, items in {**load_sets(256, 12, 2, 2), **scene_sets()}.items():
         out[set_name] = []
         for name, img in items:
-            data = hyper.encode(img, quality=quality)
-            out[set_name].append((name, img, hyper.decode(data), len(data)))
+            key = prefix + pixel_sha256(img)[:16]
+            if key not in stored:
+                data = get_codec("hyperprior").encode(img, quality=quality)
+                stored.update({key: get_codec("hyperprior").decode(data), key + "-bytes": np.array(len(data))})
+            kept.update({k: stored[k] for k in (key, key + "-bytes")})
+            out[set_name].append((name, img, stored[key], int(stored[key + "-bytes"])))
     if cache is not None:
-        arrays: dict[str, Any] = {"key": key, "sets": list(out)}
-        for k, items in out.items():
-            arrays[f"{k}/names"] = [n for n, *_ in items]
-            for n, img, plain, nbytes in items:
-                arrays.update({f"{k}/{n}/img": img, f"{k}/{n}/plain": plain, f"{k}/{n}/bytes": nbytes})
-        np.savez(cache, **arrays)
+        np.savez(cache, **kept)
     return out
 
 

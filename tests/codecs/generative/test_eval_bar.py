@@ -128,8 +128,11 @@ def load_candidates():
 
 
 def test_candidate_decodes_are_cached_and_reused(tmp_path: Path, monkeypatch) -> None:
-    """--decodes keeps each crop's MSE decode; a second run reads them back instead of coding again."""
+    """--decodes keeps each crop's MSE decode; a second run reads it back instead of coding again,
+    and a changed crop or quality is coded afresh."""
     import numpy as np
+
+    from recodec.codecs import get_codec
 
     cand = load_candidates()
     rng = np.random.default_rng(0)
@@ -139,14 +142,20 @@ def test_candidate_decodes_are_cached_and_reused(tmp_path: Path, monkeypatch) ->
     monkeypatch.setattr(cand, "scene_sets", lambda: {"naip": crops["naip"]})
     cache = tmp_path / "q1.npz"
     first = cand.decoded_crops(1, cache)
-    monkeypatch.setattr(cand, "load_sets", lambda *a: pytest.fail("coded again"))
+    coded: list[int] = []
+    real = get_codec("hyperprior")
+    encode = real.encode
+    monkeypatch.setattr(real, "encode", lambda img, **kw: coded.append(1) or encode(img, **kw))
     second = cand.decoded_crops(1, cache)
-    assert list(second) == ["photo", "naip"]
+    assert list(second) == ["photo", "naip"] and coded == []
     for k in first:
         (n1, i1, p1, b1), (n2, i2, p2, b2) = first[k][0], second[k][0]
         assert n1 == n2 and b1 == b2 > 0 and np.array_equal(i1, i2) and np.array_equal(p1, p2)
-    monkeypatch.setattr(cand, "load_sets", lambda *a: {"photo": crops["photo"]})
-    assert len(cand.decoded_crops(2, cache)["photo"]) == 1  # another quality is coded afresh
+    crops["naip"] = [("n@1,2", 255 - crops["naip"][0][1])]
+    cand.decoded_crops(1, cache)
+    assert coded == [1]  # the changed crop only
+    cand.decoded_crops(2, cache)
+    assert coded == [1, 1, 1]  # another quality: both
 
 
 def test_candidate_row_pools_the_heldout_satellite_sets() -> None:
