@@ -69,16 +69,15 @@ def decoded_crops(quality: int, cache: Path | None = None) -> Decoded:
     coded once at ``quality`` for every generator.  ``cache`` (an .npz) keeps each decode under the
     digest of its crop, the quality and the hyperprior's pinned weights, so a changed set, rate or
     hyperprior is coded afresh."""
-    from recodec.codecs import get_codec
-    from recodec.codecs.learned.codec import DEFAULT_WEIGHTS
-    from recodec.codecs.weights import pinned_sha256
+    from recodec.codecs.generative.codecs import HYPERPRIOR_SHA256, TrainedOnHyperprior
     from recodec.digest import pixel_sha256
 
     stored: dict[str, np.ndarray] = {}
     if cache is not None and cache.exists():
         with np.load(cache, allow_pickle=False) as z:
             stored = dict(z)
-    prefix = f"{pinned_sha256(DEFAULT_WEIGHTS)[:16]}-q{quality}-"
+    prefix = f"{HYPERPRIOR_SHA256[:16]}-q{quality}-"
+    hyper = TrainedOnHyperprior()
     out: Decoded = {}
     kept: dict[str, np.ndarray] = {}  # only this run's decodes are written back
     for set_name, items in {**load_sets(256, 12, 2, 2), **scene_sets()}.items():
@@ -86,8 +85,8 @@ def decoded_crops(quality: int, cache: Path | None = None) -> Decoded:
         for name, img in items:
             key = prefix + pixel_sha256(img)[:16]
             if key not in stored:
-                data = get_codec("hyperprior").encode(img, quality=quality)
-                stored.update({key: get_codec("hyperprior").decode(data), key + "-bytes": np.array(len(data))})
+                data = hyper.encode(img, quality=quality)
+                stored.update({key: hyper.decode(data), key + "-bytes": np.array(len(data))})
             kept.update({k: stored[k] for k in (key, key + "-bytes")})
             out[set_name].append((name, img, stored[key], int(stored[key + "-bytes"])))
     if cache is not None:

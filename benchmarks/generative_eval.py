@@ -109,9 +109,9 @@ RATE_RANGE = (0.05, 0.3)
 
 def qualities_in_range(images: list[np.ndarray], rate_range: tuple[float, float] = RATE_RANGE) -> dict[int, float]:
     """{quality: mean bpp over ``images``} of the hyperprior qualities whose mean rate lies in ``rate_range``."""
-    from recodec.codecs import get_codec
+    from recodec.codecs.generative.codecs import TrainedOnHyperprior
 
-    hyper = get_codec("hyperprior")
+    hyper = TrainedOnHyperprior()  # the hyperprior weights the generative decoders are pinned to
     hyper.load()
     out = {}
     for q in range(int(hyper.knob.low), int(hyper.knob.high) + 1):
@@ -127,10 +127,11 @@ def low_rate_views(img: np.ndarray, qualities: list[int], realisms: tuple[float,
                    steps: tuple[int, ...]) -> dict[str, tuple[np.ndarray, int]]:
     """{setting: (decoded, bytes)} of every decoder at the given hyperprior qualities, and JPEG near them."""
     from recodec.codecs import get_codec
+    from recodec.codecs.generative.codecs import TrainedOnHyperprior
 
     views: dict[str, tuple[np.ndarray, int]] = {}
-    hyper, gan, diff, jr = (get_codec(n) for n in ("hyperprior", "hyperprior-gan", "hyperprior-diffusion",
-                                                   "jpeg-restore"))
+    gan, diff, jr = (get_codec(n) for n in ("hyperprior-gan", "hyperprior-diffusion", "jpeg-restore"))
+    hyper = TrainedOnHyperprior()  # the hyperprior weights the generative decoders are pinned to
     # The generative views of one stored file share its plain decode (what .decode() runs first).
     for q in qualities:
         data = hyper.encode(img, quality=q)

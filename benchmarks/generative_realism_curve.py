@@ -47,9 +47,10 @@ def main() -> None:
     import torch
 
     from recodec.codecs import get_codec
+    from recodec.codecs.generative.codecs import TrainedOnHyperprior
 
     torch.set_num_threads(1)
-    hyper, gan = get_codec("hyperprior"), get_codec("hyperprior-gan")
+    hyper, gan = TrainedOnHyperprior(), get_codec("hyperprior-gan")
     images = crops(sys.argv[1] if len(sys.argv) > 1 else "train")
     for q in (1, 2, 3, 4, 5):
         acc: dict[float, list[dict[str, float]]] = {r: [] for r in REALISMS}

@@ -77,9 +77,10 @@ def main() -> None:
     import torch
 
     from recodec.codecs import get_codec
+    from recodec.codecs.generative.codecs import TrainedOnHyperprior
 
     torch.set_num_threads(1)
-    hyper, gan = get_codec("hyperprior"), get_codec("hyperprior-gan").decoder_for({"realism": 1.0})
+    hyper, gan = TrainedOnHyperprior(), get_codec("hyperprior-gan").decoder_for({"realism": 1.0})
     for set_name, crops in scene_sets().items():
         rows = []
         for name, img in crops:

@@ -21,6 +21,7 @@ are params: recorded in ``codec_params``, applied through :meth:`Codec.decoder_f
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,8 +29,15 @@ import numpy as np
 from recodec.codecs.base import Capabilities, Codec, Param
 from recodec.codecs.generative import decoding as D
 from recodec.codecs.jpeg import JpegCodec
-from recodec.codecs.learned.codec import HyperpriorCodec, LearnedCodec
+from recodec.codecs.learned.codec import DEFAULT_WEIGHTS, WEIGHTS_DIR, HyperpriorCodec, LearnedCodec
+from recodec.codecs.weights import find_weights, pinned_sha256
 from recodec.errors import ConfigError
+
+#: SHA-256 of the hyperprior weights whose MSE decodes the generator and the diffusion decoder were
+#: trained on.  Their codecs encode with exactly these (shipped, or kept in ``retired/``), so a new
+#: hyperprior release does not feed them decodes they were never calibrated for; fine-tuning them on
+#: another release's decodes means changing this pin (training reads it too).
+HYPERPRIOR_SHA256 = "de54ef92a24ae9d9dceabebe1a8bdf03decb6b3a1883366ffd1436620c60a563"
 
 STEPS = Param("steps", int, 1, "sampler steps: 1 = deterministic mean view, 2..8 = seeded stochastic sampler",
               tuple(range(1, D.MAX_STEPS + 1)))
@@ -107,6 +115,21 @@ class GenerativeDecoder(Codec):
         return False  # never chosen by detection: the plain codec claims the stream
 
 
+class TrainedOnHyperprior(HyperpriorCodec):
+    """The plain ``hyperprior`` codec bound to :data:`HYPERPRIOR_SHA256` (what the generative decoders expect).
+
+    Its streams are ordinary hyperprior streams: the plain codec decodes them (finding the file by
+    the SHA-256 in their header) whichever weights it ships.
+    """
+
+    def weights_file(self) -> tuple[Path, str | None]:
+        if self.weights != DEFAULT_WEIGHTS:
+            return super().weights_file()  # an explicit file: what the caller asked for
+        if pinned_sha256(DEFAULT_WEIGHTS, self.name) == HYPERPRIOR_SHA256:
+            return DEFAULT_WEIGHTS, None
+        return find_weights(HYPERPRIOR_SHA256, WEIGHTS_DIR, self.name), HYPERPRIOR_SHA256
+
+
 class JpegRestoreCodec(GenerativeDecoder, JpegCodec):
     """Plain JPEG in the archive; the view is restored by a conditional denoiser (DCT + diffusion).
 
@@ -126,7 +149,7 @@ class JpegRestoreCodec(GenerativeDecoder, JpegCodec):
     decode_params = ("steps", "seed")
 
 
-class HyperpriorDiffusionCodec(GenerativeDecoder, HyperpriorCodec):
+class HyperpriorDiffusionCodec(GenerativeDecoder, TrainedOnHyperprior):
     """The hyperprior's stream, decoded by the MSE decoder then a few-step conditional denoiser.
 
     Dataflow::
@@ -142,7 +165,7 @@ class HyperpriorDiffusionCodec(GenerativeDecoder, HyperpriorCodec):
     decode_params = ("steps", "seed")
 
 
-class HyperpriorGanCodec(GenerativeDecoder, HyperpriorCodec):
+class HyperpriorGanCodec(GenerativeDecoder, TrainedOnHyperprior):
     """The hyperprior's stream, decoded by a generator with a realism knob (HiFiC-style, multi-realism).
 
     Dataflow::

@@ -95,10 +95,10 @@ def jpeg_roundtrip(crop: np.ndarray, quality: int, subsampling: str) -> np.ndarr
 
 
 def hyperprior_pairs(bank: np.ndarray, qualities: tuple[int, ...] = HYPERPRIOR_QUALITIES) -> np.ndarray:
-    """The shipped hyperprior codec's decode of every bank crop at each quality (Q, N, S, S, 3)."""
-    from recodec.codecs.registry import get_codec
+    """The decode of every bank crop at each quality (Q, N, S, S, 3) by the hyperprior the decoders are pinned to."""
+    from recodec.codecs.generative.codecs import TrainedOnHyperprior
 
-    codec = get_codec("hyperprior")
+    codec = TrainedOnHyperprior()
     return np.stack([np.stack([codec.decode(codec.encode(c, quality=q, tile=256)) for c in bank])
                      for q in qualities])
 
@@ -106,9 +106,9 @@ def hyperprior_pairs(bank: np.ndarray, qualities: tuple[int, ...] = HYPERPRIOR_Q
 def load_pairs(out: Path, data: str, pairs: str, count: int, scenes: Path | None = None) -> dict[str, np.ndarray]:
     """The crop bank (and hyperprior reconstructions) cached in ``out/pairs-<kind>.npz``.
 
-    Reconstructions made with other hyperprior weights than the pinned ones, or at other
-    qualities than :data:`HYPERPRIOR_QUALITIES`, are made again (same crops), so a decoder
-    fine-tuned after new hyperprior weights sees their output.  ``scenes`` (``satellite-train/``)
+    Reconstructions made with other hyperprior weights than the decoders' pin
+    (:data:`.codecs.HYPERPRIOR_SHA256`), or at other qualities than :data:`HYPERPRIOR_QUALITIES`,
+    are made again (same crops), so a decoder fine-tuned after the pin moves sees the new output.  ``scenes`` (``satellite-train/``)
     appends :data:`SCENE_CROPS` crops of each training scene once, flagged in ``scene``; only
     the new crops are decoded.
     """
@@ -138,10 +138,9 @@ def load_pairs(out: Path, data: str, pairs: str, count: int, scenes: Path | None
 
 def update_recon(arrays: dict[str, np.ndarray]) -> bool:
     """Make the hyperprior reconstructions of ``arrays["bank"]`` that are missing or stale; True if any were."""
-    from recodec.codecs.learned.codec import DEFAULT_WEIGHTS
-    from recodec.codecs.weights import pinned_sha256
+    from recodec.codecs.generative.codecs import HYPERPRIOR_SHA256
 
-    weights = np.frombuffer(bytes.fromhex(pinned_sha256(DEFAULT_WEIGHTS)), dtype=np.uint8)
+    weights = np.frombuffer(bytes.fromhex(HYPERPRIOR_SHA256), dtype=np.uint8)
     qualities = np.array(HYPERPRIOR_QUALITIES)
     if not ("recon" in arrays and np.array_equal(arrays.get("weights"), weights)
             and np.array_equal(arrays.get("qualities", np.array([1, 2])), qualities)):

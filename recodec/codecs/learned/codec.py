@@ -124,13 +124,18 @@ class LearnedCodec(Codec):
             return
         require("torch", self.name, self.extra)
         require("constriction", self.name, self.extra)
-        rt = load_runtime(self.weights, self.device)
+        path, expected = self.weights_file()
+        rt = load_runtime(path, self.device, expected=expected)
         if self.model_kind == "hyperprior" and not rt.hyper:
-            raise CodecError(f"learned: {self.weights.name} holds no hyperprior")
+            raise CodecError(f"learned: {path.name} holds no hyperprior")
         if rt.qualities != self.knob.high:
             self.knob = Knob(**{**self.knob.__dict__, "high": rt.qualities,
                                 "default": min(self.knob.default, rt.qualities)})
         self._rt = rt
+
+    def weights_file(self) -> tuple[Path, str | None]:
+        """(file, SHA-256 it must have; None: its pin in ``pins.json``) of the weights this codec encodes with."""
+        return self.weights, None
 
     @property
     def runtime(self) -> Runtime:

@@ -163,3 +163,28 @@ def test_a_generator_without_the_rate_input_warm_starts_the_new_one() -> None:
             assert torch.equal(new(x, noise, r, torch.full((1,), rate)), old(x, noise, r))
     with pytest.raises(ValueError, match="rate"):
         new(x, noise, r)
+
+
+RETIRED_HYPERPRIOR = "507e6bda57ed9ce8acb16d58b4e636919e544d6a1e7aaa3cc78b8cc123914d5f"
+
+
+@pytest.mark.parametrize("name", ["hyperprior-gan", "hyperprior-diffusion"])
+def test_generative_codecs_encode_with_the_hyperprior_they_were_trained_on(
+        name: str, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hyperprior release that differs from the decoders' pin does not change what they encode with."""
+    from recodec.codecs.generative import codecs as G
+    from recodec.codecs.learned.bitstream import unpack
+    from recodec.codecs.learned.codec import DEFAULT_WEIGHTS
+    from recodec.codecs.weights import pinned_sha256
+
+    shipped = pinned_sha256(DEFAULT_WEIGHTS)
+    assert unpack(type(get_codec(name))().encode(photo, quality=1, tile=256))[0].weights_sha256.hex() == (
+        G.HYPERPRIOR_SHA256)
+    monkeypatch.setattr(G, "HYPERPRIOR_SHA256", RETIRED_HYPERPRIOR)  # as if the shipped file were newer
+    codec = type(get_codec(name))()
+    data = codec.encode(photo, quality=1, tile=256)
+    assert unpack(data)[0].weights_sha256.hex() == RETIRED_HYPERPRIOR != shipped
+    plain = get_codec("hyperprior").decode(data)  # the plain codec finds the retired file by the header
+    assert np.array_equal(codec.plain_decode(data), plain)
+    assert not np.array_equal(plain, get_codec("hyperprior").decode(get_codec("hyperprior").encode(
+        photo, quality=1, tile=256)))

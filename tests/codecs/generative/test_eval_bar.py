@@ -132,7 +132,7 @@ def test_candidate_decodes_are_cached_and_reused(tmp_path: Path, monkeypatch) ->
     and a changed crop or quality is coded afresh."""
     import numpy as np
 
-    from recodec.codecs import get_codec
+    from recodec.codecs.generative.codecs import TrainedOnHyperprior
 
     cand = load_candidates()
     rng = np.random.default_rng(0)
@@ -143,9 +143,9 @@ def test_candidate_decodes_are_cached_and_reused(tmp_path: Path, monkeypatch) ->
     cache = tmp_path / "q1.npz"
     first = cand.decoded_crops(1, cache)
     coded: list[int] = []
-    real = get_codec("hyperprior")
-    encode = real.encode
-    monkeypatch.setattr(real, "encode", lambda img, **kw: coded.append(1) or encode(img, **kw))
+    encode = TrainedOnHyperprior.encode
+    monkeypatch.setattr(TrainedOnHyperprior, "encode",
+                        lambda self, img, **kw: coded.append(1) or encode(self, img, **kw))
     second = cand.decoded_crops(1, cache)
     assert list(second) == ["photo", "naip"] and coded == []
     for k in first:
