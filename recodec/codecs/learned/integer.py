@@ -125,8 +125,13 @@ def quantize_weight(w: Tensor, out_dim: int) -> tuple[Tensor, Tensor]:
     """Integer weights and per-output-channel fractional bits (largest |w| fits WEIGHT_BITS)."""
     w = w.detach().double()
     dims = [d for d in range(w.dim()) if d != out_dim]
-    peak = w.abs().amax(dim=dims).clamp_min(1e-12)
-    frac = torch.floor(torch.log2((2 ** (WEIGHT_BITS - 1) - 1) / peak)).clamp(-8, 40)
+    peak = w.abs().amax(dim=dims)
+    frac = torch.floor(torch.log2((2 ** (WEIGHT_BITS - 1) - 1) / peak.clamp_min(1e-12))).clamp(-8, 40)
+    # An all-zero channel (a freshly widened latent, recodec.tasks.widen) takes the layer's
+    # coarsest step: at 2^40 its bias alone would break the 2**52 bound.
+    zero = peak == 0
+    if bool(zero.any()):
+        frac[zero] = frac[~zero].min() if bool((~zero).any()) else 0.0
     shape = [1] * w.dim()
     shape[out_dim] = -1
     wq = torch.round(w * torch.exp2(frac).view(shape))
