@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-
-
-def load_benchmark(name: str):
-    """``benchmarks/<name>.py`` as a module."""
-    path = Path(__file__).resolve().parents[3] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from tests.benchmark_scripts import load_benchmark
 
 EVAL = load_benchmark("generative_eval")
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
 import pytest
 import torch
 
-_PATH = Path(__file__).resolve().parents[3] / "benchmarks" / "rnn_training_study.py"
-_spec = importlib.util.spec_from_file_location("rnn_training_study", _PATH)
-S = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(S)  # type: ignore[union-attr]
+from tests.benchmark_scripts import load_benchmark
+
+S = load_benchmark("rnn_training_study")
 
 
 def test_rtrl_gradient_equals_full_bptt() -> None:
