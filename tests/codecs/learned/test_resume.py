@@ -88,3 +88,30 @@ def test_weights_only_checkpoint_resumes_with_fresh_optimizer(tmp_path: Path) ->
     torch.save({"model": state["model"], "config": state["config"], "stages": state["stages"]}, slim)
     more = T.train_model(data, str(tmp_path / "b"), _config(steps=3), resume=str(slim), override=("steps",))
     assert more["steps"] == 3 and [s["from_step"] for s in more["stages"]] == [0, 0]
+
+
+@pytest.mark.timeout(120)
+def test_compact_checkpoint_halves_the_optimizer_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repository copy: bf16 Adam moments, exact weights and step; a resume from it trains on."""
+    data = _images(tmp_path / "data")
+    real_step, calls = T.train_step, []
+
+    def stop_at_fourth(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(T, "train_step", stop_at_fourth)
+    part = T.train_model(data, str(tmp_path / "a"), _config())
+    monkeypatch.setattr(T, "train_step", real_step)
+    small = tmp_path / "small.ckpt"
+    info = T.compact_checkpoint(part["checkpoint"], small)
+    assert info["bytes"] < info["source_bytes"]
+    full, compact = (torch.load(p, weights_only=True) for p in (part["checkpoint"], small))
+    assert all(torch.equal(full["model"][k], compact["model"][k]) for k in full["model"])
+    assert compact["step"] == full["step"] == 4
+    moments = [v for s in compact["optimizer"]["state"].values() for k, v in s.items() if k.startswith("exp_avg")]
+    assert moments and all(v.dtype == torch.bfloat16 for v in moments)
+    resumed = T.train_model(data, str(tmp_path / "b"), _config(), resume=str(small))
+    assert resumed["steps"] == 8 and resumed["stopped"] == "done"
