@@ -21,7 +21,7 @@ are params: recorded in ``codec_params``, applied through :meth:`Codec.decoder_f
 from __future__ import annotations
 
 import copy
-from pathlib import Path
+import os
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,8 +29,7 @@ import numpy as np
 from recodec.codecs.base import Capabilities, Codec, Param
 from recodec.codecs.generative import decoding as D
 from recodec.codecs.jpeg import JpegCodec
-from recodec.codecs.learned.codec import DEFAULT_WEIGHTS, WEIGHTS_DIR, HyperpriorCodec, LearnedCodec
-from recodec.codecs.weights import find_weights, pinned_sha256
+from recodec.codecs.learned.codec import HyperpriorCodec, LearnedCodec
 from recodec.errors import ConfigError
 
 #: SHA-256 of the hyperprior weights whose MSE decodes the generator and the diffusion decoder were
@@ -122,12 +121,8 @@ class TrainedOnHyperprior(HyperpriorCodec):
     the SHA-256 in their header) whichever weights it ships.
     """
 
-    def weights_file(self) -> tuple[Path, str | None]:
-        if self.weights != DEFAULT_WEIGHTS:
-            return super().weights_file()  # an explicit file: what the caller asked for
-        if pinned_sha256(DEFAULT_WEIGHTS, self.name) == HYPERPRIOR_SHA256:
-            return DEFAULT_WEIGHTS, None
-        return find_weights(HYPERPRIOR_SHA256, WEIGHTS_DIR, self.name), HYPERPRIOR_SHA256
+    def __init__(self, weights: str | os.PathLike[str] | None = None, device: str | None = None) -> None:
+        super().__init__(weights, device, sha256=None if weights else HYPERPRIOR_SHA256)
 
 
 class JpegRestoreCodec(GenerativeDecoder, JpegCodec):

@@ -20,7 +20,7 @@ import numpy as np
 
 from recodec.codecs.base import Capabilities, Codec, Knob, Param, require
 from recodec.codecs.learned import bitstream
-from recodec.codecs.weights import load_pinned, runtime_for
+from recodec.codecs.weights import find_weights, load_pinned, pinned_sha256, runtime_for
 from recodec.errors import CodecError, DecodeError
 from recodec.formats.magic import is_format
 
@@ -113,9 +113,12 @@ class LearnedCodec(Codec):
     )
     extra = "learned"
 
-    def __init__(self, weights: str | os.PathLike[str] | None = None, device: str | None = None) -> None:
+    def __init__(self, weights: str | os.PathLike[str] | None = None, device: str | None = None, *,
+                 sha256: str | None = None) -> None:
         self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
         self.device = device or os.environ.get(DEVICE_ENV, "cpu")
+        #: Encode with the weights of this SHA-256 (found like a stream's) instead of ``weights``' own.
+        self.sha256 = sha256
         self._rt: Runtime | None = None
 
     def load(self) -> None:
@@ -135,7 +138,9 @@ class LearnedCodec(Codec):
 
     def weights_file(self) -> tuple[Path, str | None]:
         """(file, SHA-256 it must have; None: its pin in ``pins.json``) of the weights this codec encodes with."""
-        return self.weights, None
+        if self.sha256 is None or pinned_sha256(self.weights, self.name) == self.sha256:
+            return self.weights, None
+        return find_weights(self.sha256, self.weights.parent, self.name), self.sha256
 
     @property
     def runtime(self) -> Runtime:
@@ -317,7 +322,9 @@ class HyperpriorCodec(LearnedCodec):
         return pixels[:, :h, :w].permute(1, 2, 0).numpy()
 
 
-def codec_for_weights(model: str, weights: str | os.PathLike[str]) -> LearnedCodec:
-    """A codec instance bound to a non-default weights file (with ``pins.json`` beside it)."""
+def codec_for_weights(model: str, weights: str | os.PathLike[str] | None = None, *,
+                      sha256: str | None = None) -> LearnedCodec:
+    """A codec instance bound to a non-default weights file (with ``pins.json`` beside it), or to the
+    shipped or retired file of a SHA-256 (an earlier release's weights, to encode as it did)."""
     cls = {"factorized": FactorizedCodec, "hyperprior": HyperpriorCodec}[model]
-    return cls(weights=weights)
+    return cls(weights=weights, sha256=sha256)

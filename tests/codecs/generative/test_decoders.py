@@ -140,11 +140,12 @@ def test_the_gan_decoder_is_told_the_streams_rate_point(photo: np.ndarray, monke
 
 
 def test_the_rate_input_spans_the_hyperprior_ladder() -> None:
-    """RATE_POINTS is the shipped hyperprior's ladder: a longer or shorter ladder would shift every
-    stream's rate level away from what the generator was trained on, so it must fail here first."""
+    """RATE_POINTS is the ladder of the hyperprior the generator is pinned to: a longer or shorter
+    ladder would shift every stream's rate level away from what it was trained on, so it must fail
+    here first."""
     from recodec.codecs.generative.nets import RATE_POINTS, rate_level
 
-    hyper = get_codec("hyperprior")
+    hyper = get_codec("hyperprior-gan")
     hyper.load()  # the ladder's length comes from the pinned weights
     assert hyper.knob.high == RATE_POINTS
     assert rate_level(RATE_POINTS) == 1.0 and rate_level(RATE_POINTS + 3) == 1.0
