@@ -240,12 +240,11 @@ def test_training_scenes_leave_out_the_heldout_years(tmp_path: Path) -> None:
 
 def test_scene_crops_join_the_bank_once_and_are_drawn_at_their_share(tmp_path: Path, monkeypatch) -> None:
     """--scenes appends scene crops to a cached bank, decodes only those, and samples them at SCENE_SHARE."""
-    from recodec.codecs.learned.codec import DEFAULT_WEIGHTS
-    from recodec.codecs.weights import pinned_sha256
+    from recodec.codecs.generative.codecs import HYPERPRIOR_SHA256
 
     root = fake_satellite_train(tmp_path / "sat")
     bank = np.zeros((3, T.BANK_SIZE, T.BANK_SIZE, 3), dtype=np.uint8)
-    pin = np.frombuffer(bytes.fromhex(pinned_sha256(DEFAULT_WEIGHTS)), dtype=np.uint8)
+    pin = np.frombuffer(bytes.fromhex(HYPERPRIOR_SHA256), dtype=np.uint8)
     qualities = np.array(T.HYPERPRIOR_QUALITIES)
     np.savez(tmp_path / "pairs-hyperprior.npz", bank=bank, recon=bank[None].repeat(len(qualities), 0),
              weights=pin, qualities=qualities)
