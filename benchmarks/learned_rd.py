@@ -246,6 +246,7 @@ def main() -> None:
     ap.add_argument("--plot", default=None, help="write a PNG plot")
     ap.add_argument("--merge", default=None, help="JSON of an earlier run whose curves are kept")
     ap.add_argument("--checkpoint", default=None, help="training checkpoint: export it and measure its float model")
+    ap.add_argument("--export-dir", default=None, help="with --checkpoint: keep the exported weights here")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     if args.threads:
@@ -258,7 +259,7 @@ def main() -> None:
     codecs = args.codecs.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         if args.checkpoint:
-            WEIGHTS["path"] = export_for_benchmark(args.checkpoint, tmp)
+            WEIGHTS["path"] = export_for_benchmark(args.checkpoint, args.export_dir or tmp)
         curves.update(measure(images, codecs))
     result = {"images": [n for n, _ in images], "curves": curves, "bd_rate_vs_jpeg_420": bd_rates(curves)}
     if args.checkpoint:

@@ -563,6 +563,9 @@ def stage_table(stages: list[dict[str, Any]]) -> list[str]:
             lines.append(f"| {i} | earlier training, weights recovered from {st['recovered_from']} "
                          "(see docs/learned.md) | | | | | | |")
             continue
+        if "widened" in st:
+            lines.append(f"| {i} | {st['widened']} | | | | | | |")
+            continue
         lines.append(f"| {i} | {st.get('from_step')} -> {st.get('to_step')} | {st.get('pixels', 0) / 1e6:.1f} M "
                      f"| {st.get('seconds')} | {st.get('device')} | {st.get('precision')}, {st.get('threads')} "
                      f"| {st.get('batch')} x {st.get('crop')}^2 | {st.get('status')} |")

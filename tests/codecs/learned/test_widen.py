@@ -114,3 +114,13 @@ def test_widened_checkpoint_exports_to_a_working_codec(tmp_path: Path) -> None:
     img = calibration[0]
     out = codec.decode(codec.encode(img, quality=2))
     assert out.shape == img.shape and out.dtype == np.uint8
+
+
+def test_model_card_records_the_widening(tmp_path: Path) -> None:
+    from recodec.tasks.train import stage_table
+
+    src, dst = tmp_path / "a.ckpt", tmp_path / "b.ckpt"
+    _small_checkpoint(src)
+    widen_checkpoint(src, dst, 16)
+    lines = stage_table(json.loads(torch.load(dst, weights_only=True)["stages"]))
+    assert any("M 8 -> 16 at step 7" in line and "None" not in line for line in lines)
