@@ -566,6 +566,13 @@ def stage_table(stages: list[dict[str, Any]]) -> list[str]:
         if "widened" in st:
             lines.append(f"| {i} | {st['widened']} | | | | | | |")
             continue
+        if "ladder_extension" in st:  # recodec.tasks.ladder: new rate points, every network frozen
+            lines.append(f"| {i} | ladder extension, {st.get('ladder_steps')} steps on lambdas "
+                         f"{', '.join(str(x) for x in st['ladder_extension'])} (networks frozen) "
+                         f"| {st.get('pixels', 0) / 1e6:.1f} M | {st.get('seconds')} | {st.get('device')} "
+                         f"| {st.get('precision')}, {st.get('threads')} | {st.get('batch')} x {st.get('crop')}^2 "
+                         f"| {st.get('status')} |")
+            continue
         lines.append(f"| {i} | {st.get('from_step')} -> {st.get('to_step')} | {st.get('pixels', 0) / 1e6:.1f} M "
                      f"| {st.get('seconds')} | {st.get('device')} | {st.get('precision')}, {st.get('threads')} "
                      f"| {st.get('batch')} x {st.get('crop')}^2 | {st.get('status')} |")

@@ -51,9 +51,15 @@ def _predict(model: Any, rgb: np.ndarray) -> np.ndarray:
 
 
 def _decode(data: bytes) -> np.ndarray:
-    """Decode an output with imagecodecs (not recodec) to (H, W, 3)."""
+    """Decode an output with imagecodecs (not recodec) to (H, W, 3); recodec's own learned streams
+    (``--codec auto`` may pick the hyperprior), which no other library reads, with their codec."""
     import imagecodecs
 
+    from recodec.codecs import detect_codec
+
+    codec = detect_codec(data)
+    if codec is not None and codec.name in ("hyperprior", "factorized"):
+        return codec.decode(data)
     arr = imagecodecs.imread(data)
     return np.moveaxis(arr, 0, -1) if arr.ndim == 3 and arr.shape[0] == 3 and arr.shape[2] != 3 else arr
 
