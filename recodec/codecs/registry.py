@@ -43,10 +43,10 @@ _BUILTIN: dict[str, str] = {
 }
 
 #: Candidates of ``--codec auto``, in order of preference for ties: the lossy classical codecs and the
-#: ``hyperprior``, which beats libjpeg-turbo 4:2:0 on held-out photos since session 15 (-17.7 % BD-rate,
-#: docs/learned.md; 8-bit RGB and gray only: its capabilities skip other inputs).  ``factorized`` and
-#: ``rnn`` do not beat JPEG and stay out; list them explicitly to try them.
-AUTO_CODECS: tuple[str, ...] = ("jxl", "avif", "webp", "jpeg", "hyperprior", "jpeg2000", "lerc")
+#: learned ``hyperprior`` and ``factorized``, which beat libjpeg-turbo 4:2:0 on held-out photos since
+#: session 15 (-17.7 % and -10.8 % BD-rate, docs/learned.md; 8-bit RGB and gray only: their
+#: capabilities skip other inputs).  ``rnn`` does not beat JPEG and stays out; name it to try it.
+AUTO_CODECS: tuple[str, ...] = ("jxl", "avif", "webp", "jpeg", "hyperprior", "factorized", "jpeg2000", "lerc")
 #: Added to ``auto`` under a max_abs_error target: the codecs that meet an error bound by construction.
 BOUNDED_AUTO_CODECS: tuple[str, ...] = ("jpegls", "residual")
 
