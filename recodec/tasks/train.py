@@ -283,7 +283,14 @@ def save_checkpoint(path: Path, run: _Run, status: str = "running") -> None:
     state = {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(), "step": run.step,
              "pixels": run.pixels, "config": json.dumps(asdict(run.config)),
              "stages": json.dumps(run.stages), "best": run.best, **_rng_state(run.rng)}
-    tmp = path.with_suffix(".tmp")
+    save_atomic(state, path)
+
+
+def save_atomic(state: dict[str, Any], path: str | Path) -> None:
+    """``torch.save`` to a temporary file, then rename: a crash never leaves a half-written state."""
+    import torch
+
+    tmp = Path(path).with_suffix(".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
 
@@ -303,9 +310,7 @@ def compact_checkpoint(src: str | Path, dst: str | Path) -> dict[str, Any]:
         for key, value in per_param.items():
             if key != "step" and torch.is_tensor(value) and value.is_floating_point():
                 per_param[key] = value.to(torch.bfloat16)
-    tmp = Path(dst).with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, dst)
+    save_atomic(state, dst)
     return {"path": str(dst), "bytes": Path(dst).stat().st_size, "source_bytes": Path(src).stat().st_size}
 
 

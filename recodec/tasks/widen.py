@@ -43,7 +43,7 @@ def _small_like(ref: Any, shape: tuple[int, ...], gen: Any) -> Any:
     return torch.randn(shape, generator=gen) * float(ref.std()) * NEW_WEIGHT_SCALE
 
 
-def widened_state(state: dict[str, Any], n: int, m: int, qualities: int, new: int, *, seed: int = 0) -> dict[str, Any]:
+def widened_state(state: dict[str, Any], m: int, qualities: int, new: int, *, seed: int = 0) -> dict[str, Any]:
     """``state`` (a hyperprior's state dict with M = ``m``) with M = ``m + new`` (see the module docstring)."""
     import torch
 
@@ -76,13 +76,13 @@ def widen_checkpoint(src: str | Path, dst: str | Path, m: int) -> dict[str, Any]
     import torch
 
     from recodec.codecs.learned.models import build_model
-    from recodec.tasks.train import config_from_json
+    from recodec.tasks.train import config_from_json, save_atomic
 
     state = torch.load(src, map_location="cpu", weights_only=True)
     config = config_from_json(state["config"])
     if config.model != "hyperprior" or m <= config.m:
         raise ValueError(f"widen: needs a hyperprior checkpoint with M < {m}; got {config.model} M={config.m}")
-    model_state = widened_state(state["model"], config.n, config.m, len(config.lambdas), m - config.m)
+    model_state = widened_state(state["model"], config.m, len(config.lambdas), m - config.m)
     build_model(config.model, config.n, m, len(config.lambdas)).load_state_dict(model_state)  # shapes check
     stages = json.loads(state.get("stages", "[]"))
     stages.append({"widened": f"M {config.m} -> {m} at step {state.get('step', 0)} (recodec.tasks.widen)",
@@ -90,7 +90,7 @@ def widen_checkpoint(src: str | Path, dst: str | Path, m: int) -> dict[str, Any]
     out = {k: v for k, v in state.items() if k not in ("model", "optimizer")}
     out.update(model=model_state, config=json.dumps(asdict(replace(config, m=m))), stages=json.dumps(stages),
                best=float("inf"))
-    torch.save(out, dst)
+    save_atomic(out, dst)
     return {"from_m": config.m, "m": m, "step": int(state.get("step", 0)), "path": str(dst)}
 
 

@@ -157,3 +157,12 @@ def test_knob_and_params(hyperprior) -> None:
     with pytest.raises(ConfigError):
         hyperprior.resolve_params({"quality": hyperprior.knob.high + 1})
     assert "weights sha256:" in hyperprior.version()
+
+
+def test_both_learned_codecs_are_auto_candidates_and_rnn_is_not() -> None:
+    """They beat libjpeg-turbo 4:2:0 on held-out photos (docs/learned.md), so --codec auto tries them."""
+    from recodec.codecs import expand_codecs
+
+    auto = expand_codecs("auto")
+    assert {"hyperprior", "factorized"} <= set(auto) and "rnn" not in auto
+    assert auto.index("jpeg") < auto.index("hyperprior") < auto.index("factorized")

@@ -89,7 +89,7 @@ def test_widened_channels_learn(tmp_path: Path) -> None:
 def test_widening_keeps_old_rows_and_refuses_to_narrow(tmp_path: Path) -> None:
     src = tmp_path / "a.ckpt"
     state = _small_checkpoint(src)["model"]
-    wide = widened_state(state, 8, 8, 3, 4)
+    wide = widened_state(state, 8, 3, 4)
     assert torch.equal(wide["g_a.6.weight"][:8], state["g_a.6.weight"])
     assert torch.equal(wide["h_s.4.weight"][:8], state["h_s.4.weight"][:8])  # log scales
     assert torch.equal(wide["h_s.4.weight"][12:20], state["h_s.4.weight"][8:])  # means
@@ -116,11 +116,15 @@ def test_widened_checkpoint_exports_to_a_working_codec(tmp_path: Path) -> None:
     assert out.shape == img.shape and out.dtype == np.uint8
 
 
-def test_model_card_records_the_widening(tmp_path: Path) -> None:
+def test_model_card_labels_the_widening_and_the_ladder_extension(tmp_path: Path) -> None:
     from recodec.tasks.train import stage_table
 
     src, dst = tmp_path / "a.ckpt", tmp_path / "b.ckpt"
     _small_checkpoint(src)
     widen_checkpoint(src, dst, 16)
-    lines = stage_table(json.loads(torch.load(dst, weights_only=True)["stages"]))
+    ladder = {"ladder_extension": [0.00025, 0.0005], "ladder_steps": 1500, "pixels": 2e6, "seconds": 9.0,
+              "device": "cpu", "precision": "bf16", "threads": 1, "batch": 8, "crop": 128, "status": "done"}
+    lines = stage_table([ladder, *json.loads(torch.load(dst, weights_only=True)["stages"])])
     assert any("M 8 -> 16 at step 7" in line and "None" not in line for line in lines)
+    row = next(line for line in lines if "ladder extension" in line)
+    assert "1500 steps on lambdas 0.00025, 0.0005" in row and "None" not in row and "2.0 M" in row
