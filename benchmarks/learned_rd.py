@@ -6,6 +6,9 @@ Held-out images: the devset photos plus the held-out split of the training folde
 
     python benchmarks/learned_rd.py --out docs/results/learned_rd.json --plot docs/img/learned_rd.png
     python benchmarks/learned_rd.py --checkpoint CKPT --codecs hyperprior,factorized
+    python benchmarks/learned_rd.py --codecs hyperprior+refine200 --merge docs/results/learned_rd.json
+
+A curve named ``CODEC+refineN`` encodes with ``refine=N`` (encoder-side latent refinement).
 
 With ``--checkpoint`` the learned codecs use weights exported from that training checkpoint,
 and per quality the float model is measured too, with noisy latents (the training
@@ -62,15 +65,23 @@ def jxl_codec(img: np.ndarray, distance: float) -> tuple[bytes, np.ndarray]:
 WEIGHTS: dict[str, str] = {}
 
 
+def split_variant(name: str) -> tuple[str, dict[str, int]]:
+    """("hyperprior", {"refine": 100}) for a curve named ``hyperprior+refine100``; no suffix: no params."""
+    base, _, variant = name.partition("+refine")
+    return base, ({"refine": int(variant)} if variant else {})
+
+
 def learned_codec(name: str) -> Callable[[np.ndarray, int], tuple[bytes, np.ndarray]]:
-    """One of recodec's learned codecs with the shipped (or ``--checkpoint``-exported) weights."""
+    """One of recodec's learned codecs with the shipped (or ``--checkpoint``-exported) weights;
+    ``NAME+refineN`` encodes with N iterations of latent refinement."""
     from recodec.codecs.learned.codec import codec_for_weights
     from recodec.codecs.registry import get_codec
 
-    codec = codec_for_weights(name, WEIGHTS["path"]) if WEIGHTS else get_codec(name)
+    base, params = split_variant(name)
+    codec = codec_for_weights(base, WEIGHTS["path"]) if WEIGHTS else get_codec(base)
 
     def run(img: np.ndarray, quality: int) -> tuple[bytes, np.ndarray]:
-        data = codec.encode(img, quality=quality)
+        data = codec.encode(img, quality=quality, **params)
         return data, codec.decode(data)
     return run
 
@@ -92,6 +103,8 @@ SWEEPS: dict[str, tuple[Callable[..., tuple[bytes, np.ndarray]] | None, list[flo
     "jxl": (jxl_codec, [6.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.6]),
     "hyperprior": (None, [1, 2, 3, 4, 5, 6, 7, 8, 9]),
     "factorized": (None, [1, 2, 3, 4, 5, 6, 7, 8, 9]),
+    # The hyperprior at encoder effort refine=100 (recodec.codecs.learned.refine): same decoder.
+    "hyperprior+refine100": (None, [1, 2, 3, 4, 5, 6, 7, 8, 9]),
 }
 
 
@@ -108,22 +121,47 @@ def codec_fn(name: str) -> Callable[..., tuple[bytes, np.ndarray]]:
     return learned_codec(name)
 
 
-def measure(images: list[tuple[str, np.ndarray]], codecs: list[str]) -> dict[str, list[dict[str, float]]]:
-    """Mean bpp / PSNR per setting per codec (per-image averages, equal weight per image)."""
+_FNS: dict[str, Callable[..., tuple[bytes, np.ndarray]]] = {}
+
+
+def _point(task: tuple[str, float, np.ndarray]) -> tuple[float, float]:
+    """(bpp, PSNR) of one image at one setting of one codec (codec built once per process)."""
+    name, setting, img = task
+    fn = _FNS.get(name) or _FNS.setdefault(name, codec_fn(name))
+    data, out = fn(img, setting)
+    return len(data) * 8 / (img.shape[0] * img.shape[1]), psnr(img, out)
+
+
+def _init_worker(weights: dict[str, str]) -> None:
+    import torch
+
+    WEIGHTS.update(weights)
+    torch.set_num_threads(1)
+
+
+def measure(images: list[tuple[str, np.ndarray]], codecs: list[str],
+            jobs: int = 1) -> dict[str, list[dict[str, float]]]:
+    """Mean bpp / PSNR per setting per codec (per-image averages, equal weight per image);
+    ``jobs`` > 1 spreads the encodes over that many one-thread processes."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = (ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                initializer=_init_worker, initargs=(dict(WEIGHTS),)) if jobs > 1 else None)
     curves: dict[str, list[dict[str, float]]] = {}
     for name in codecs:
-        fn = codec_fn(name)
-        points = []
         t0 = time.time()
-        for setting in SWEEPS[name][1]:
-            bpps, psnrs = [], []
-            for _, img in images:
-                data, out = fn(img, setting)
-                bpps.append(len(data) * 8 / (img.shape[0] * img.shape[1]))
-                psnrs.append(psnr(img, out))
-            points.append({"setting": setting, "bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))})
-        curves[name] = points
+        settings = SWEEPS[split_variant(name)[0]][1]
+        tasks = [(name, setting, img) for setting in settings for _, img in images]
+        results = list(pool.map(_point, tasks)) if pool else [_point(t) for t in tasks]
+        per = len(images)
+        curves[name] = [{"setting": setting,
+                         "bpp": float(np.mean([r[0] for r in results[i * per:(i + 1) * per]])),
+                         "psnr": float(np.mean([r[1] for r in results[i * per:(i + 1) * per]]))}
+                        for i, setting in enumerate(settings)]
         print(f"{name}: {time.time() - t0:.1f} s", flush=True)
+    if pool:
+        pool.shutdown()
     return curves
 
 
@@ -221,7 +259,7 @@ def plot(curves: dict[str, list[dict[str, float]]], path: str, title: str) -> No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(10, 5))
     for name, pts in curves.items():
         ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], "o-", label=name, markersize=3)
     if REFERENCE.exists():  # other images (Kodak): a reference for the shape, not a comparison
@@ -231,7 +269,7 @@ def plot(curves: dict[str, list[dict[str, float]]], path: str, title: str) -> No
     ax.set_ylabel("PSNR (dB, RGB)")
     ax.set_xlim(0, 2.0)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the curves, not on them
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -244,10 +282,11 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="at most this many images")
     ap.add_argument("--out", default=None, help="write curves and BD-rates as JSON")
     ap.add_argument("--plot", default=None, help="write a PNG plot")
-    ap.add_argument("--merge", default=None, help="JSON of an earlier run whose curves are kept")
+    ap.add_argument("--merge", default=None, help="JSON of an earlier run whose curves (and records) are kept")
     ap.add_argument("--checkpoint", default=None, help="training checkpoint: export it and measure its float model")
     ap.add_argument("--export-dir", default=None, help="with --checkpoint: keep the exported weights here")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--jobs", type=int, default=1, help="encode in this many one-thread processes")
     args = ap.parse_args()
     if args.threads:
         import torch
@@ -255,13 +294,16 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     images = heldout_images(args.limit)
     print(f"{len(images)} held-out images: {', '.join(n for n, _ in images)}", flush=True)
-    curves = json.loads(Path(args.merge).read_text())["curves"] if args.merge else {}
+    # A merge keeps the earlier run's other records (checkpoint, float_vs_integer) too.
+    earlier = json.loads(Path(args.merge).read_text()) if args.merge else {}
+    curves = earlier.get("curves", {})
     codecs = args.codecs.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         if args.checkpoint:
             WEIGHTS["path"] = export_for_benchmark(args.checkpoint, args.export_dir or tmp)
-        curves.update(measure(images, codecs))
-    result = {"images": [n for n, _ in images], "curves": curves, "bd_rate_vs_jpeg_420": bd_rates(curves)}
+        curves.update(measure(images, codecs, args.jobs))
+    result = {**earlier, "images": [n for n, _ in images], "curves": curves,
+              "bd_rate_vs_jpeg_420": bd_rates(curves)}
     if args.checkpoint:
         result["checkpoint"] = args.checkpoint
         result["float_vs_integer"] = {

@@ -21,13 +21,11 @@ from typing import Any, Iterator
 import numpy as np
 
 from recodec.codecs.crops import random_crops
+from recodec.codecs.learned.lambdas import DEFAULT_LAMBDAS
 from recodec.metrics import psnr as metrics_psnr
 from recodec.metrics import psnr_from_mse
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".ppm", ".bmp")
-#: The shipped ladder (loss = lambda * 255^2 * MSE + bpp), low to high quality: CompressAI's MSE
-#: ladder (0.0018 .. 0.0483) and three points below it added by :mod:`recodec.tasks.ladder`.
-DEFAULT_LAMBDAS: tuple[float, ...] = (0.00025, 0.0005, 0.00093, 0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
 #: One image name in HOLDOUT_MODULUS is held out of training (by CRC-32 of its file name).
 HOLDOUT_MODULUS = 10
 

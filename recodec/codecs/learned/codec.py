@@ -28,6 +28,8 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "hyperprior.pt"
 #: Latents are 1/16 and hyper-latents 1/64 of the tile edge, so tiles are padded to 64.
 ALIGN = 64
+#: Accepted ``refine`` iteration counts (0: off; see :mod:`.refine`).
+REFINE_CHOICES = (0, 25, 50, 100, 200, 400, 800)
 DEFAULT_TILE = 512
 #: Environment variable choosing the device of the (float) encoder and the integer decoder.
 DEVICE_ENV = "RECODEC_LEARNED_DEVICE"
@@ -74,7 +76,7 @@ def load_runtime(weights: Path, device: str = "cpu", *, expected: str | None = N
         missing = model.load_state_dict(enc, strict=False).missing_keys
         if any(k.startswith(("g_a.", "h_a.", "log_gain")) for k in missing):
             raise CodecError(f"learned: {weights.name} lacks encoder weights")
-        model = model.to(device).eval()
+        model = model.to(device).eval().requires_grad_(False)
 
         def tables(prefix: str) -> TableSet | None:
             if f"tab.{prefix}.counts" not in state:
@@ -110,6 +112,9 @@ class LearnedCodec(Codec):
     params = (
         Param("tile", int, DEFAULT_TILE, "tile edge in pixels; tiles are coded independently",
               (256, 512, 1024)),
+        Param("refine", int, 0, "encoder effort: iterations of latent refinement (SGA, Yang et al. 2020; "
+              "about one decoder pass each); 0 = the analysis transform's latents.  The stream and "
+              "decoder are unchanged", REFINE_CHOICES),
     )
     extra = "learned"
 
@@ -173,13 +178,14 @@ class LearnedCodec(Codec):
         rt = self.runtime
         q = int(params["quality"])
         tile = int(params["tile"])
+        refine = int(params.get("refine", 0))
         rgb = np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array
         h, w = rgb.shape[:2]
         payloads = []
         with torch.no_grad():
             for top in range(0, h, tile):
                 for left in range(0, w, tile):
-                    payloads.append(self._encode_tile(rt, rgb[top:top + tile, left:left + tile], q - 1))
+                    payloads.append(self._encode_tile(rt, rgb[top:top + tile, left:left + tile], q - 1, refine))
         header = bitstream.Header(self.model_kind, rt.sha256, q, array.shape[2], h, w, tile)
         return bitstream.pack(header, payloads)
 
@@ -208,21 +214,40 @@ class LearnedCodec(Codec):
 
     # -- one tile ---------------------------------------------------------------------------
 
-    def _analysis(self, rt: Runtime, tile: np.ndarray, q: int) -> Any:
-        """Gained float latent of one tile, padded by edge replication to a multiple of ALIGN."""
+    def _pixels(self, rt: Runtime, tile: np.ndarray) -> Any:
+        """One tile as a float (1, 3, H, W) tensor in [0, 1], edge-replicated to a multiple of ALIGN."""
         import torch
 
         h, w = tile.shape[:2]
-        ph, pw = -h % ALIGN, -w % ALIGN
-        padded = np.pad(tile, ((0, ph), (0, pw), (0, 0)), mode="edge")
-        x = torch.from_numpy(padded.transpose(2, 0, 1).astype(np.float32) / 255.0)[None].to(rt.device)
-        return rt.encoder.analysis(x, q)
+        padded = np.pad(tile, ((0, -h % ALIGN), (0, -w % ALIGN), (0, 0)), mode="edge")
+        return torch.from_numpy(padded.transpose(2, 0, 1).astype(np.float32) / 255.0)[None].to(rt.device)
+
+    def _analysis(self, rt: Runtime, tile: np.ndarray, q: int) -> Any:
+        """Gained float latent of one tile, padded by edge replication to a multiple of ALIGN."""
+        return rt.encoder.analysis(self._pixels(rt, tile), q)
+
+    def _refined(self, rt: Runtime, tile: np.ndarray, q: int, start: Any, offset: Any, tables: Any,
+                 rows: Any, iterations: int) -> Any:
+        """``round(start)``, or with ``iterations`` > 0 the integers :mod:`.refine` finds (float tensor)."""
+        import torch
+
+        if iterations <= 0:
+            return torch.round(start)
+        from recodec.codecs.learned.lambdas import DEFAULT_LAMBDAS
+        from recodec.codecs.learned.refine import float_synthesis, refine_symbols
+
+        if rt.qualities != len(DEFAULT_LAMBDAS):
+            raise CodecError(f"{self.name}: refine needs weights of the {len(DEFAULT_LAMBDAS)}-point ladder")
+        inv_gain = (rt.gs.inv_gain[q] * 2.0 ** -rt.gs.inv_gain_frac).float().view(1, -1, 1, 1).to(rt.device)
+        with torch.enable_grad():
+            return refine_symbols(float_synthesis(rt), self._pixels(rt, tile), tile.shape[:2], start, offset,
+                                  inv_gain, tables, rows, DEFAULT_LAMBDAS[q], iterations=iterations)
 
     @staticmethod
     def _padded(n: int) -> int:
         return n + (-n % ALIGN)
 
-    def _encode_tile(self, rt: Runtime, tile: np.ndarray, q: int) -> bytes:
+    def _encode_tile(self, rt: Runtime, tile: np.ndarray, q: int, refine: int = 0) -> bytes:
         raise NotImplementedError
 
     def _decode_tile(self, rt: Runtime, payload: bytes, h: int, w: int, q: int) -> np.ndarray:
@@ -246,13 +271,15 @@ class FactorizedCodec(LearnedCodec):
     model_kind = "factorized"
     summary = "learned transform coding, factorized prior (Ballé 2017), exact integer decoder"
 
-    def _encode_tile(self, rt: Runtime, tile: np.ndarray, q: int) -> bytes:
+    def _encode_tile(self, rt: Runtime, tile: np.ndarray, q: int, refine: int = 0) -> bytes:
         import constriction
         import torch
 
         y = self._analysis(rt, tile, q)
         rows = (q * rt.m + np.arange(rt.m))[:, None]
-        y_int = torch.round(y[0]).cpu().numpy().astype(np.int64).reshape(rt.m, -1)
+        row_map = torch.from_numpy(rows).to(y.device).view(1, rt.m, 1, 1).expand_as(y)
+        y_q = self._refined(rt, tile, q, y, torch.zeros_like(y), rt.tab_y, row_map, refine)
+        y_int = y_q[0].cpu().numpy().astype(np.int64).reshape(rt.m, -1)
         y_int = rt.tab_y.clamp(y_int, rows)
         enc = constriction.stream.queue.RangeEncoder()
         for c in range(rt.m):
@@ -277,9 +304,10 @@ class HyperpriorCodec(LearnedCodec):
     model_kind = "hyperprior"
     summary = "learned transform coding, mean-scale hyperprior (Ballé 2018), exact integer decoder"
 
-    def tile_symbols(self, rt: Runtime, tile: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def tile_symbols(self, rt: Runtime, tile: np.ndarray, q: int,
+                     refine: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What one tile's stream codes at quality index ``q``: hyper-latent ``z`` (N, h/64, w/64), and per
-        latent its scale index and rounded residual (M, h/16, w/16), all int64."""
+        latent its scale index and rounded (or ``refine``-d) residual (M, h/16, w/16), all int64."""
         import torch
 
         from recodec.codecs.learned.integer import MEAN_FRAC
@@ -290,16 +318,18 @@ class HyperpriorCodec(LearnedCodec):
         z = rt.tab_z.clamp(z.reshape(n, -1), np.arange(n)[:, None]).reshape(n, zh, zw)
         index, mean = rt.hs(torch.from_numpy(z)[None])
         # The encoder may round in float: only the integers it writes must be reproducible.
-        residual = torch.round(y[0].double().cpu() - mean[0].double() / 2**MEAN_FRAC).numpy().astype(np.int64)
+        mu = (mean.double() / 2**MEAN_FRAC).to(y.device)
+        residual = self._refined(rt, tile, q, y.double() - mu, mu, rt.tab_s, index.to(y.device), refine)
+        residual = residual[0].cpu().numpy().astype(np.int64)
         index = index[0].numpy()
         return z, index, rt.tab_s.clamp(residual, index)
 
-    def _encode_tile(self, rt: Runtime, tile: np.ndarray, q: int) -> bytes:
+    def _encode_tile(self, rt: Runtime, tile: np.ndarray, q: int, refine: int = 0) -> bytes:
         import constriction
 
         from recodec.codecs.learned.entropy import encode_grouped
 
-        z, index, residual = self.tile_symbols(rt, tile, q)
+        z, index, residual = self.tile_symbols(rt, tile, q, refine)
         enc = constriction.stream.queue.RangeEncoder()
         for c in range(z.shape[0]):
             rt.tab_z.encode(enc, z[c], c)
