@@ -64,7 +64,8 @@ def main() -> None:
             row = {"quality": q, "refine": it, **{k: float(np.mean([p[k] for p in pts])) for k in pts[0]}}
             rows.append(row)
             print("  ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
-    result = {"codec": args.codec, "images": [n for n, _ in images], "crop": args.crop, "rows": rows}
+    result = {"codec": args.codec, "weights_sha256": codec.runtime.sha256.hex(),  # type: ignore[attr-defined]
+              "images": [n for n, _ in images], "crop": args.crop, "rows": rows}
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
