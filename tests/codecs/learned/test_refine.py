@@ -73,3 +73,14 @@ def test_float_synthesis_is_the_integer_decoder(hyperprior, photo: np.ndarray) -
     h, w = photo.shape[:2]
     diff = np.abs(exact[:, :h, :w] - approx.numpy()[:, :h, :w])
     assert diff.mean() < 0.5 and diff.max() < 4
+
+
+def test_refine_needs_the_lambda_ladder_of_its_weights(photo: np.ndarray) -> None:
+    """The 6-point session-9 file has no lambda per quality of the 9-point ladder: refusing beats guessing."""
+    from recodec.codecs.learned.codec import codec_for_weights
+    from recodec.errors import CodecError
+
+    old = codec_for_weights("hyperprior", sha256="507e6bda57ed9ce8acb16d58b4e636919e544d6a1e7aaa3cc78b8cc123914d5f")
+    assert old.decode(old.encode(photo, quality=3)).shape == photo.shape
+    with pytest.raises(CodecError, match="ladder"):
+        old.encode(photo, quality=3, refine=25)
