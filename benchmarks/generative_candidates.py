@@ -14,6 +14,7 @@ lines than elsewhere (:func:`grid_excess`).
 
     python benchmarks/generative_candidates.py [CKPT ...]   # default: the shipped generator
     python benchmarks/generative_candidates.py CKPT ... --decodes q1.npz --json crops.json   # reuse decodes
+    python benchmarks/generative_candidates.py --hint      # with the texture record, as the codec decodes
 """
 
 from __future__ import annotations
@@ -94,15 +95,25 @@ def decoded_crops(quality: int, cache: Path | None = None) -> Decoded:
     return out
 
 
-def judge(net: Any, sets: Decoded, quality: int) -> dict[str, Any]:
-    """Per set: fine ratio per crop and PSNR gaps; on Landsat 8 the sparsity of the originals and the views."""
+def judge(net: Any, sets: Decoded, quality: int, hint: bool = False) -> dict[str, Any]:
+    """Per set: fine ratio per crop and PSNR gaps; on Landsat 8 the sparsity of the originals and the views.
+
+    ``hint``: scale each view's texture to the original's energy, as the codec does with the
+    texture record of its streams (:mod:`recodec.codecs.generative.texture`).
+    """
+    from recodec.codecs.generative import texture
     from recodec.codecs.generative.decoding import generate, to_tensor, to_uint8
 
     out: dict[str, Any] = {}
     for set_name, items in sets.items():
         fine, gap, spars, grid = {}, [], [], []
         for name, img, plain, nbytes in items:
-            view = to_uint8(generate(net, to_tensor(plain), realism=1.0, seed=0, quality=quality))
+            x = to_tensor(plain)
+            view_t = generate(net, x, realism=1.0, seed=0, quality=quality)
+            if hint:
+                view_t = texture.calibrate(x, view_t, texture.decode_hint(texture.encode_hint(img), *img.shape[:2]),
+                                           realism=1.0)
+            view = to_uint8(view_t)
             m, g = measure(img, plain, nbytes), measure(img, view, nbytes)
             fine[name] = g["hf_fine"]
             gap.append(g["psnr"] - m["psnr"])
@@ -142,6 +153,7 @@ def main() -> None:
     p.add_argument("--decodes", type=Path,
                    help="cache of the MSE decodes (.npz), reused while the hyperprior is the same")
     p.add_argument("--json", type=Path, help="also write every crop's fine-band ratio per generator and set here")
+    p.add_argument("--hint", action="store_true", help="apply the texture record as the codec does (default: the network's own guess)")
     args = p.parse_args()
     torch.set_num_threads(1)
     sets = decoded_crops(args.quality, args.decodes)
@@ -151,7 +163,7 @@ def main() -> None:
           "Landsat 8 cloudy sparsity | worst photo crop | PSNR gap photo / satellite |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for path in args.checkpoints:
-        results[str(path)] = judge(generator_from_file(path, args.part), sets, args.quality)
+        results[str(path)] = judge(generator_from_file(path, args.part), sets, args.quality, args.hint)
         print(row(str(path), results[str(path)]), flush=True)
     print("\nAdded fine-band energy on the latent grid's lines over elsewhere (geometric mean per set):")
     for path, r in results.items():

@@ -128,17 +128,22 @@ def low_rate_views(img: np.ndarray, qualities: list[int], realisms: tuple[float,
     """{setting: (decoded, bytes)} of every decoder at the given hyperprior qualities, and JPEG near them."""
     from recodec.codecs import get_codec
     from recodec.codecs.generative.codecs import TrainedOnHyperprior
+    from recodec.codecs.learned import bitstream
 
     views: dict[str, tuple[np.ndarray, int]] = {}
     gan, diff, jr = (get_codec(n) for n in ("hyperprior-gan", "hyperprior-diffusion", "jpeg-restore"))
     hyper = TrainedOnHyperprior()  # the hyperprior weights the generative decoders are pinned to
     # The generative views of one stored file share its plain decode (what .decode() runs first).
     for q in qualities:
-        data = hyper.encode(img, quality=q)
+        with_hint = gan.encode(img, quality=q)  # the hyperprior's tiles plus the texture extension
+        data = bitstream.pack(*bitstream.unpack(with_hint))  # the plain stream: the same tiles alone
+        hint = gan.stream_hint(with_hint)
         mse = hyper.decode(data)
         views[f"q{q} mse"] = (mse, len(data))
         for r in realisms:
-            views[f"q{q} gan r={r:g}"] = (gan.decoder_for({"realism": r}).generate_rgb(mse, quality=q), len(data))
+            views[f"q{q} gan r={r:g}"] = (gan.decoder_for({"realism": r}).generate_rgb(mse, quality=q, hint=hint),
+                                         len(with_hint))
+        views[f"q{q} gan r=1 no hint"] = (gan.decoder_for({"realism": 1.0}).generate_rgb(mse, quality=q), len(data))
         for s in steps:
             views[f"q{q} diffusion steps={s}"] = (diff.decoder_for({"steps": s}).generate_rgb(mse), len(data))
     for q in (2, 5, 10):

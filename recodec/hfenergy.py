@@ -23,8 +23,8 @@ SIGMAS = (0.0, 1.0, 2.0, 4.0)
 BAND_NAMES = ("fine", "mid", "coarse")
 
 
-def _blur(y: Any, sigma: float) -> Any:
-    """Separable Gaussian blur (truncated at 3 sigma, reflect padding) of (B, 1, H, W)."""
+def _blur(y: Any, sigma: float, pad: str = "reflect") -> Any:
+    """Separable Gaussian blur (truncated at 3 sigma, ``pad`` padding) of each channel of (B, C, H, W)."""
     import torch
     import torch.nn.functional as F
 
@@ -34,20 +34,33 @@ def _blur(y: Any, sigma: float) -> Any:
     x = torch.arange(-r, r + 1, dtype=y.dtype, device=y.device)
     k = torch.exp(-(x * x) / (2 * sigma * sigma))
     k = k / k.sum()
-    y = F.pad(y, (r, r, 0, 0), mode="reflect")
-    y = F.conv2d(y, k.view(1, 1, 1, -1))
-    y = F.pad(y, (0, 0, r, r), mode="reflect")
-    return F.conv2d(y, k.view(1, 1, -1, 1))
+    b, c, h, w = y.shape
+    y = y.reshape(b * c, 1, h, w)  # every channel through the same one-channel kernel
+    y = F.conv2d(F.pad(y, (r, r, 0, 0), mode=pad), k.view(1, 1, 1, -1))
+    y = F.conv2d(F.pad(y, (0, 0, r, r), mode=pad), k.view(1, 1, -1, 1))
+    return y.reshape(b, c, h, w)
+
+
+def luma(img: Any) -> Any:
+    """BT.601 luma (B, 1, H, W) of (B, 3, H, W) RGB, any scale."""
+    import torch
+
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=img.dtype, device=img.device).view(1, 3, 1, 1)
+    return (img * w).sum(1, keepdim=True)
+
+
+def dog_bands(y: Any, pad: str = "reflect") -> tuple[list[Any], Any]:
+    """(band-pass images finest first, the low-pass rest) of each channel of (B, C, H, W).
+
+    The bands and the rest sum back to ``y``.
+    """
+    blurred = [_blur(y, s, pad) for s in SIGMAS]
+    return [blurred[k] - blurred[k + 1] for k in range(len(SIGMAS) - 1)], blurred[-1]
 
 
 def band_pass(img: Any) -> list[Any]:
     """The band-pass images of luma, finest first: one (B, 1, H, W) tensor per band of (B, 3, H, W) RGB."""
-    import torch
-
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=img.dtype, device=img.device).view(1, 3, 1, 1)
-    y = (img * w).sum(1, keepdim=True)
-    blurred = [_blur(y, s) for s in SIGMAS]
-    return [blurred[k] - blurred[k + 1] for k in range(len(SIGMAS) - 1)]
+    return dog_bands(luma(img))[0]
 
 
 def band_energies(img: Any, tile: int | None = None, power: int = 2) -> Any:

@@ -28,6 +28,7 @@ import numpy as np
 
 from recodec.codecs.base import Capabilities, Codec, Param
 from recodec.codecs.generative import decoding as D
+from recodec.codecs.generative import texture
 from recodec.codecs.jpeg import JpegCodec
 from recodec.codecs.learned.codec import HyperpriorCodec, LearnedCodec
 from recodec.errors import ConfigError
@@ -89,21 +90,32 @@ class GenerativeDecoder(Codec):
         return super()._decode(data)  # type: ignore[safe-super]  # the plain codec is next in the MRO
 
     def _decode(self, data: bytes) -> np.ndarray:
-        quality = self.stream_quality(data)
-        return D.on_rgb(self.plain_decode(data), lambda rgb: self.generate_rgb(rgb, quality=quality))
+        quality, hint = self.stream_quality(data), self.stream_hint(data)
+        return D.on_rgb(self.plain_decode(data), lambda rgb: self.generate_rgb(rgb, quality=quality, hint=hint))
 
     def stream_quality(self, data: bytes) -> int | None:
         """The rate point the stored stream was coded at (None: the decoder does not use it)."""
         return None
 
-    def generate_rgb(self, rgb: np.ndarray, *, quality: int | None = None) -> np.ndarray:
-        """The generative view of a plain (H, W, 3) uint8 decode of a stream coded at ``quality``."""
+    def stream_hint(self, data: bytes) -> bytes | None:
+        """The stream's texture side information (:mod:`.texture`), if it carries one and the decoder uses it."""
+        return None
+
+    def generate_rgb(self, rgb: np.ndarray, *, quality: int | None = None, hint: bytes | None = None) -> np.ndarray:
+        """The generative view of a plain (H, W, 3) uint8 decode of a stream coded at ``quality``.
+
+        With ``hint`` (:func:`.texture.encode_hint` of the original), the GAN's texture is scaled
+        per block and band to the original's energy at this realism (:func:`.texture.calibrate`).
+        """
         net, _ = self.net()
         x = D.to_tensor(rgb, D.pick_device())
-        if "realism" in self.decode_params:
-            return D.to_uint8(D.generate(net, x, realism=self.setting("realism"), seed=self.setting("seed"),
-                                         quality=quality))
-        return D.to_uint8(D.restore(net, x, steps=self.setting("steps"), seed=self.setting("seed")))
+        if "realism" not in self.decode_params:
+            return D.to_uint8(D.restore(net, x, steps=self.setting("steps"), seed=self.setting("seed")))
+        realism = float(self.setting("realism"))
+        view = D.generate(net, x, realism=realism, seed=self.setting("seed"), quality=quality)
+        if hint is not None:
+            view = texture.calibrate(x, view, texture.decode_hint(hint, *rgb.shape[:2]), realism=realism)
+        return D.to_uint8(view)
 
     def resolve_params(self, params: dict[str, Any] | None = None, *, quality: float | None = None) -> dict[str, Any]:
         resolved = super().resolve_params(params, quality=quality)
@@ -165,9 +177,12 @@ class HyperpriorGanCodec(GenerativeDecoder, TrainedOnHyperprior):
 
     Dataflow::
 
-        .rclc -> integer decoder -> x_mse ----------------------------+
-        header quality -> rate level ---------------------------------+-> x_mse + realism * R(x_mse, noise(seed),
-                                                                                     realism, rate) -> x
+        encode: pixels -> hyperprior encoder -> .rclc tiles
+                pixels -> texture energy per 256 px block and band -> .rclc extension (a few bytes)
+        decode: .rclc -> integer decoder -> x_mse ---------------------+
+                header quality -> rate level --------------------------+-> v = x_mse + realism * R(x_mse, noise(seed),
+                                                                                          realism, rate)
+                extension -> target energies at realism -> band gains on v - x_mse -> x
     """
 
     name = "hyperprior-gan"
@@ -182,6 +197,18 @@ class HyperpriorGanCodec(GenerativeDecoder, TrainedOnHyperprior):
         from recodec.codecs.learned.bitstream import unpack
 
         return unpack(data)[0].quality
+
+    def stream_hint(self, data: bytes) -> bytes | None:
+        """The texture energies this codec's encoder appends (None in a plain hyperprior stream)."""
+        from recodec.codecs.learned.bitstream import EXTENSION_TAGS, parse
+
+        return parse(data)[2].get(EXTENSION_TAGS["texture"])
+
+    def _extensions(self, rgb: np.ndarray) -> dict[int, bytes]:
+        """The original's texture energy per block and band (a few bytes), for :meth:`stream_hint`."""
+        from recodec.codecs.learned.bitstream import EXTENSION_TAGS
+
+        return {EXTENSION_TAGS["texture"]: texture.encode_hint(rgb)}
 
 
 #: ``recodec decode --decoder NAME`` / ``--enhance``: the generative codec for a plain stream's codec.

@@ -14,8 +14,13 @@ Layout (big-endian)::
     tiles       I    number of tiles, row-major
     body crc    I    CRC-32 of everything after the header
     body:       per tile: u32 length + range-coder words (little-endian uint32)
+                then optional extensions: u8 tag + u32 length + payload (any number, any order)
 
-The file size, header included, is what bpp counts.
+Extensions carry what a decoder may use but the pixels of the plain decode never depend on
+(:data:`EXTENSION_TAGS`); a decoder skips the tags it does not know.  Streams without extensions
+are byte-for-byte what format version 1 always wrote; recodec before session 17 rejects those
+with extensions ("trailing bytes").  The file size, header and extensions included, is what bpp
+counts.
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ MODEL_IDS = {"factorized": 1, "hyperprior": 2}
 _HEADER = struct.Struct(">4sBB32sBBIIHII")
 HEADER_SIZE = _HEADER.size
 _LEN = struct.Struct(">I")
+_EXT = struct.Struct(">BI")
+#: Extension tags: 1 = texture energies per block, for the GAN decoder
+#: (:mod:`recodec.codecs.generative.texture`).
+EXTENSION_TAGS = {"texture": 1}
 #: Same default as recodec.imageio: a header may not claim more pixels than this.
 MAX_PIXELS = 400_000_000
 
@@ -55,9 +64,10 @@ class Header:
         return math.ceil(self.height / self.tile), math.ceil(self.width / self.tile)
 
 
-def pack(header: Header, tiles: list[bytes]) -> bytes:
-    """Serialise a header and the tile payloads."""
+def pack(header: Header, tiles: list[bytes], extensions: dict[int, bytes] | None = None) -> bytes:
+    """Serialise a header, the tile payloads and ``{tag: payload}`` extensions."""
     body = b"".join(_LEN.pack(len(t)) + t for t in tiles)
+    body += b"".join(_EXT.pack(tag, len(p)) + p for tag, p in sorted((extensions or {}).items()))
     head = _HEADER.pack(MAGIC, FORMAT_VERSION, MODEL_IDS[header.model], header.weights_sha256,
                         header.quality, header.bands, header.height, header.width, header.tile,
                         len(tiles), zlib.crc32(body))
@@ -66,6 +76,12 @@ def pack(header: Header, tiles: list[bytes]) -> bytes:
 
 def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     """Parse and validate a container; every inconsistency is a :class:`DecodeError`."""
+    header, tiles, _ = parse(data)
+    return header, tiles
+
+
+def parse(data: bytes) -> tuple[Header, list[bytes], dict[int, bytes]]:
+    """(header, tile payloads, ``{tag: payload}`` extensions) of a validated container."""
     if len(data) < HEADER_SIZE:
         raise DecodeError(f"learned: {len(data)} bytes is shorter than the {HEADER_SIZE}-byte header")
     magic, version, model_id, sha, quality, bands, height, width, tile, count, crc = _HEADER.unpack_from(data)
@@ -97,6 +113,19 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
             raise DecodeError("learned: bad tile length")
         tiles.append(bytes(body[pos:pos + n]))
         pos += n
-    if pos != len(body):
-        raise DecodeError("learned: trailing bytes after the last tile")
-    return header, tiles
+    return header, tiles, _extensions(body, pos)
+
+
+def _extensions(body: memoryview, pos: int) -> dict[int, bytes]:
+    """The ``{tag: payload}`` records from ``pos`` to the end of ``body``."""
+    out: dict[int, bytes] = {}
+    while pos < len(body):
+        if pos + _EXT.size > len(body):
+            raise DecodeError("learned: truncated extension record")
+        tag, n = _EXT.unpack_from(body, pos)
+        pos += _EXT.size
+        if pos + n > len(body) or tag in out:
+            raise DecodeError(f"learned: bad extension record (tag {tag}, {n} bytes)")
+        out[tag] = bytes(body[pos:pos + n])
+        pos += n
+    return out

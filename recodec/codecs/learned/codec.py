@@ -187,7 +187,11 @@ class LearnedCodec(Codec):
                 for left in range(0, w, tile):
                     payloads.append(self._encode_tile(rt, rgb[top:top + tile, left:left + tile], q - 1, refine))
         header = bitstream.Header(self.model_kind, rt.sha256, q, array.shape[2], h, w, tile)
-        return bitstream.pack(header, payloads)
+        return bitstream.pack(header, payloads, self._extensions(rgb))
+
+    def _extensions(self, rgb: np.ndarray) -> dict[int, bytes]:
+        """``{tag: payload}`` the stream carries beside the tiles (:data:`.bitstream.EXTENSION_TAGS`): none here."""
+        return {}
 
     def _decode(self, data: bytes) -> np.ndarray:
         import torch

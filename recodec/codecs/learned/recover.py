@@ -26,7 +26,7 @@ from recodec.codecs.learned.models import GDN, FactorizedDensity, FactorizedPrio
 GAMMA_FLOOR = 1e-6
 
 
-def _load_layers(seq: nn.Sequential, layers: list[Any]) -> None:
+def load_layers(seq: nn.Sequential, layers: list[Any]) -> None:
     """Copy dequantised integer layers into the convolutions / GDNs of ``seq`` (ReLUs skipped)."""
     mods = [m for m in seq if not isinstance(m, nn.ReLU)]
     for mod, layer in zip(mods, layers, strict=True):
@@ -76,11 +76,11 @@ def model_from_shipped(state: dict[str, Tensor], fit_steps: int = 400) -> tuple[
         return [I.layer_from_state(f"{prefix}.{i}", state) for i in ids]
 
     with torch.no_grad():
-        _load_layers(model.g_s, layers("gs"))
+        load_layers(model.g_s, layers("gs"))
         ig_frac = int(state["gs.frac"][0])
         model.log_inv_gain.data.copy_(torch.log(state["gs.inv_gain"].double() * 2.0**-ig_frac))
         if isinstance(model, ScaleHyperprior):
-            _load_layers(model.h_s, layers("hs"))
+            load_layers(model.h_s, layers("hs"))
     report: dict[str, float] = {}
     if isinstance(model, ScaleHyperprior):
         report["density_z_excess_bits"] = fit_density(model.density_z, *_table(state, "z"), steps=fit_steps)

@@ -48,14 +48,14 @@ _LOCK = threading.Lock()
 def float_synthesis(rt: Any) -> nn.Module:
     """The float ``g_s`` that the runtime's integer synthesis approximates (dequantised once, cached)."""
     from recodec.codecs.learned.models import build_model
-    from recodec.codecs.learned.recover import _load_layers
+    from recodec.codecs.learned.recover import load_layers
 
     with _LOCK:
         net = _SYNTH.get(id(rt.gs))
         if net is None:
             net = build_model("factorized", rt.n, rt.m, 1).g_s
             with torch.no_grad():
-                _load_layers(net, rt.gs.layers)
+                load_layers(net, rt.gs.layers)
             net = net.to(rt.device).eval().requires_grad_(False)
             _SYNTH[id(rt.gs)] = net
         return net
