@@ -15,18 +15,19 @@ Three scene sets (none in ``benchmarks/generative_eval.py``'s sets):
 Hyperprior qualities 1 and 2; the bar as ``benchmarks/generative_eval.py`` computes it
 (``bar``: geometric means).  Results: docs/generative.md.
 
-    python benchmarks/generative_scene_check.py
+    python benchmarks/generative_scene_check.py [--crops docs/img]   # also side-by-side crops per set
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generative_eval import DATA, bar, grid_crops, measure, spread, summarise  # noqa: E402
+from generative_eval import DATA, bar, grid_crops, measure, save_crops, spread, summarise  # noqa: E402
 
 SCENES = DATA / "satellite-train"
 Crops = list[tuple[str, np.ndarray]]
@@ -80,19 +81,23 @@ def main() -> None:
     from recodec.codecs.generative.codecs import TrainedOnHyperprior
     from recodec.codecs.learned import bitstream
 
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--crops", type=Path, help="save each set's first crop at quality 1 side by side here (PNG)")
+    args = p.parse_args()
     torch.set_num_threads(1)
     hyper, gan = TrainedOnHyperprior(), get_codec("hyperprior-gan").decoder_for({"realism": 1.0})
     for set_name, crops in scene_sets().items():
         rows = []
-        for name, img in crops:
+        for i, (name, img) in enumerate(crops):
             for q in (1, 2):
                 data = gan.encode(img, quality=q)  # the hyperprior's tiles plus the texture extension
                 plain, plain_bytes = hyper.decode(data), len(bitstream.pack(*bitstream.unpack(data)))
-                rows.append({"set": set_name, "setting": f"q{q} mse", "image": name, **measure(img, plain, plain_bytes)})
-                rows.append({"set": set_name, "setting": f"q{q} gan r=1", "image": name,
-                             **measure(img, gan.decode(data), len(data))})
-                rows.append({"set": set_name, "setting": f"q{q} gan r=1 no hint", "image": name,
-                             **measure(img, gan.generate_rgb(plain, quality=q), len(data))})
+                views = {f"q{q} mse": (plain, plain_bytes), f"q{q} gan r=1": (gan.decode(data), len(data)),
+                         f"q{q} gan r=1 no hint": (gan.generate_rgb(plain, quality=q), plain_bytes)}
+                rows += [{"set": set_name, "setting": k, "image": name, **measure(img, v, n)} for k, (v, n) in views.items()]
+                if args.crops and i == 0 and q == 1:
+                    args.crops.mkdir(parents=True, exist_ok=True)
+                    save_crops(img, views, list(views), args.crops / f"generative_texture_{set_name}.png")
         bars = bar(summarise(rows), set_name, [1, 2])
         for row in bars:
             print(row)

@@ -188,3 +188,18 @@ def test_train_ratio_subsets_split_photo_and_scene_crops() -> None:
     assert scenes["bank"][:, 0, 0, 0].tolist() == [1, 2] and scenes["recon"].shape == (2, 2, 4, 4, 3)
     assert photos["bank"][:, 0, 0, 0].tolist() == [0] and "scene" not in photos
     assert mod.subset(arrays, "all") is arrays and list(scenes["qualities"]) == [1, 2]
+
+
+def test_low_rate_views_decode_the_gan_codecs_file_with_and_without_its_record() -> None:
+    """The GAN rows decode the hyperprior-gan file (bpp counts its texture record); the `no hint` row the plain one."""
+    pytest.importorskip("torch")
+    from tests.codecs.photos import chelsea_crop
+
+    from recodec.codecs.generative import texture
+
+    img = chelsea_crop(100, 120, 64, 96)
+    views = EVAL.low_rate_views(img, [1], (1.0,), ())
+    assert {"q1 mse", "q1 gan r=1", "q1 gan r=1 no hint"} <= set(views)
+    assert views["q1 gan r=1"][1] == views["q1 mse"][1] + 5 + len(texture.encode_hint(img))
+    assert views["q1 gan r=1 no hint"][1] == views["q1 mse"][1]
+    assert not (views["q1 gan r=1"][0] == views["q1 gan r=1 no hint"][0]).all()
