@@ -52,6 +52,12 @@ def test_decoder_gan_and_diffusion_on_a_hyperprior_stream(tmp_path: Path) -> Non
     gan = runner.invoke(cli, ["decode", "--decoder", "gan", "--realism", "0.8", str(src), str(tmp_path / "g.png")])
     assert gan.exit_code == 0, gan.output
     assert "realism=0.8" in _png_text(tmp_path / "g.png")[PNG_KEY.decode()]
+    assert "texture=guessed" in gan.output  # a plain hyperprior stream carries no texture record
+    recorded = tmp_path / "b.rclc"
+    recorded.write_bytes(get_codec("hyperprior-gan").encode(_image(), quality=1))
+    gan2 = runner.invoke(cli, ["decode", "--decoder", "gan", str(recorded), str(tmp_path / "g2.png")])
+    assert gan2.exit_code == 0, gan2.output
+    assert "texture=recorded" in _png_text(tmp_path / "g2.png")[PNG_KEY.decode()]
     diff = runner.invoke(cli, ["decode", "--decoder", "diffusion", "--steps", "3", str(src), str(tmp_path / "d")])
     assert diff.exit_code == 0, diff.output
     assert "steps=3" in _png_text(tmp_path / "d.png")[PNG_KEY.decode()]
