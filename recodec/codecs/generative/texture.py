@@ -147,17 +147,20 @@ def _block_terms(m: Any, r: Any, ri: slice, ci: slice) -> tuple[np.ndarray, np.n
             torch.einsum("jkn,jln->jkl", bjk, bjk).numpy() / n)
 
 
-def _gain_maps(gains: np.ndarray, block: int, rows: slice, cols: slice) -> Any:
-    """(1, bands, h, w) gains at the pixels ``rows`` x ``cols``, bilinear between block centres."""
+def _gain_maps(gains: np.ndarray, block: int, size: tuple[int, int], rows: slice, cols: slice) -> Any:
+    """(1, bands, h, w) gains at the pixels ``rows`` x ``cols`` of an image of ``size``, bilinear
+    between block centres (a partial edge block's centre is the middle of its pixels)."""
     import torch
 
-    def weights(idx: slice, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pos = np.clip((np.arange(idx.start, idx.stop) + 0.5) / block - 0.5, 0, count - 1)
+    def weights(idx: slice, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        starts = np.arange(0, length, block)
+        centres = (starts + np.minimum(starts + block, length)) / 2
+        pos = np.interp(np.arange(idx.start, idx.stop) + 0.5, centres, np.arange(len(centres)))
         lo = np.floor(pos).astype(int)
-        return lo, np.minimum(lo + 1, count - 1), pos - lo
+        return lo, np.minimum(lo + 1, len(centres) - 1), pos - lo
 
-    r0, r1, fr = weights(rows, gains.shape[0])
-    c0, c1, fc = weights(cols, gains.shape[1])
+    r0, r1, fr = weights(rows, size[0])
+    c0, c1, fc = weights(cols, size[1])
     top = gains[r0][:, c0] * (1 - fc)[None, :, None] + gains[r0][:, c1] * fc[None, :, None]
     bottom = gains[r1][:, c0] * (1 - fc)[None, :, None] + gains[r1][:, c1] * fc[None, :, None]
     maps = top * (1 - fr)[:, None, None] + bottom * fr[:, None, None]
@@ -172,7 +175,7 @@ def _apply(m: Any, r: Any, gains: np.ndarray, block: int) -> Any:
         bands, low = dog_bands(r[..., rs, cs], _PAD)
         rows = slice(rs.start + ri.start, rs.start + ri.stop)
         cols = slice(cs.start + ci.start, cs.start + ci.stop)
-        maps = _gain_maps(gains, block, rows, cols)
+        maps = _gain_maps(gains, block, (h, w), rows, cols)
         out[..., rows, cols] += low[..., ri, ci] + sum(maps[:, k:k + 1] * bands[k][..., ri, ci] for k in range(_BANDS))
     return out.clamp(0, 255).round()
 

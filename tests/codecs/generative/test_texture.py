@@ -142,3 +142,17 @@ def test_the_hint_brings_the_gan_views_texture_to_the_originals(photo: np.ndarra
     assert guessed.shape == photo.shape
     mse = hf_energy_ratio(photo, get_codec("hyperprior").decode(data))
     assert mse["fine"] < 0.7  # the bar's premise on this crop: the MSE decode is blurred
+
+
+def test_partial_edge_blocks_get_their_own_gain() -> None:
+    """A 300 x 400 image: the 44 px and 144 px edge blocks are interpolated from their own centres."""
+    shape = (300, 400)
+    amplitude = np.where(np.arange(shape[1]) < 256, 20.0, 5.0)
+    original = np.clip(_noise_image(shape, amplitude, seed=2), 0, 255).round().astype(np.uint8)
+    x_mse = np.full((*shape, 3), 128.0)
+    view = _noise_image(shape, np.full(shape[1], 10.0), seed=3)
+    hint = T.decode_hint(T.encode_hint(original), *shape)
+    out = T.calibrate(_tensor(x_mse), _tensor(view), hint, realism=1.0)
+    got = T.block_energies(out[0].permute(1, 2, 0).numpy() * 255.0)
+    assert got.shape == (2, 2, 3)
+    assert np.allclose(got[..., 0], hint[1][..., 0], rtol=0.35)
