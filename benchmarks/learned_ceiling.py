@@ -1,6 +1,7 @@
 """Where does a shipped learned codec lose quality?  Integer decoder vs float, by quantisation mode.
 
     python benchmarks/learned_ceiling.py [--weights recodec/codecs/learned/weights/hyperprior.pt]
+    python benchmarks/learned_ceiling.py --sha256 4a5684bc65595d66...   # a retired release, by its SHA-256
 
 Works from a shipped weights file alone (no training checkpoint needed): the float
 synthesis is rebuilt by dequantising the integer ``g_s`` (weights / 2**wfrac, etc.), i.e.
@@ -63,16 +64,21 @@ def psnr_of(img: np.ndarray, out: torch.Tensor | np.ndarray) -> float:
 
 def main() -> None:
     """Command-line entry point."""
-    from recodec.codecs.learned.codec import DEFAULT_WEIGHTS, load_runtime
+    from recodec.codecs.learned.codec import DEFAULT_WEIGHTS, WEIGHTS_DIR, load_runtime
+    from recodec.codecs.weights import find_weights
     from recodec.codecs.learned.integer import MEAN_FRAC
     from recodec.tasks.train import load_rgb
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
+    ap.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="a weights file with pins.json beside it")
+    ap.add_argument("--sha256", help="instead: the shipped or retired file with this full SHA-256 (as a stream names it)")
     ap.add_argument("--crop", type=int, default=256)
     args = ap.parse_args()
     torch.manual_seed(0)
-    rt = load_runtime(Path(args.weights))
+    if args.sha256:
+        rt = load_runtime(find_weights(args.sha256, WEIGHTS_DIR, "learned"), expected=args.sha256)
+    else:
+        rt = load_runtime(Path(args.weights))
     img = load_rgb(str(PHOTO))[: args.crop, : args.crop]
     x = torch.from_numpy(img.transpose(2, 0, 1).astype(np.float32) / 255)[None]
     gain_frac = math.ldexp(1.0, -int(rt.gs.inv_gain_frac))
