@@ -156,3 +156,10 @@ def test_partial_edge_blocks_get_their_own_gain() -> None:
     got = T.block_energies(out[0].permute(1, 2, 0).numpy() * 255.0)
     assert got.shape == (2, 2, 3)
     assert np.allclose(got[..., 0], hint[1][..., 0], rtol=0.35)
+
+
+def test_realism_zero_with_the_record_is_still_the_mse_decode(photo: np.ndarray) -> None:
+    gan = get_codec("hyperprior-gan")
+    data = gan.encode(photo, quality=1)
+    assert gan.stream_hint(data) is not None
+    assert np.array_equal(gan.decoder_for({"realism": 0.0}).decode(data), get_codec("hyperprior").decode(data))
