@@ -136,7 +136,7 @@ def low_rate_views(img: np.ndarray, qualities: list[int], realisms: tuple[float,
     # The generative views of one stored file share its plain decode (what .decode() runs first).
     for q in qualities:
         with_hint = gan.encode(img, quality=q)  # the hyperprior's tiles plus the texture extension
-        data = bitstream.pack(*bitstream.unpack(with_hint))  # the plain stream: the same tiles alone
+        data = bitstream.without_extensions(with_hint)  # the plain stream: the same tiles alone
         hint = gan.stream_hint(with_hint)
         mse = hyper.decode(data)
         views[f"q{q} mse"] = (mse, len(data))

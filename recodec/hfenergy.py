@@ -80,21 +80,25 @@ def band_energies(img: Any, tile: int | None = None, power: int = 2) -> Any:
     return torch.cat([F.avg_pool2d(m, tile) for m in maps], 1)
 
 
-def hf_energy_ratio(original: Any, decoded: Any) -> dict[str, float]:
-    """``{band: ratio}`` of decoded over original band-pass energy for two (H, W, 3) uint8 arrays."""
+def rgb_tensor(a: Any) -> Any:
+    """(H, W), (H, W, 1) or (H, W, >=3) array -> (1, 3, H, W) float64 tensor, same scale (gray replicated)."""
     import numpy as np
     import torch
 
-    def tensor(a: Any) -> Any:
-        arr = np.asarray(a, dtype=np.float64)
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
-        if arr.shape[2] == 1:
-            arr = np.repeat(arr, 3, axis=2)
-        return torch.from_numpy(np.ascontiguousarray(arr[:, :, :3].transpose(2, 0, 1)))[None]
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    return torch.from_numpy(np.ascontiguousarray(arr[:, :, :3].transpose(2, 0, 1)))[None]
+
+
+def hf_energy_ratio(original: Any, decoded: Any) -> dict[str, float]:
+    """``{band: ratio}`` of decoded over original band-pass energy for two (H, W, 3) uint8 arrays."""
+    import torch
 
     with torch.no_grad():
-        e_orig = band_energies(tensor(original))[0]
-        e_dec = band_energies(tensor(decoded))[0]
+        e_orig = band_energies(rgb_tensor(original))[0]
+        e_dec = band_energies(rgb_tensor(decoded))[0]
     return {name: float(d / o) if o > 0 else float("nan")
             for name, d, o in zip(BAND_NAMES, e_dec.tolist(), e_orig.tolist())}

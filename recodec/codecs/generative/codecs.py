@@ -101,6 +101,10 @@ class GenerativeDecoder(Codec):
         """The stream's texture side information (:mod:`.texture`), if it carries one and the decoder uses it."""
         return None
 
+    def texture_note(self, data: bytes) -> str:
+        """What the view's label adds about the texture side information ("" when the decoder has none)."""
+        return ""
+
     def generate_rgb(self, rgb: np.ndarray, *, quality: int | None = None, hint: bytes | None = None) -> np.ndarray:
         """The generative view of a plain (H, W, 3) uint8 decode of a stream coded at ``quality``.
 
@@ -203,6 +207,16 @@ class HyperpriorGanCodec(GenerativeDecoder, TrainedOnHyperprior):
         from recodec.codecs.learned.bitstream import EXTENSION_TAGS, parse
 
         return parse(data)[2].get(EXTENSION_TAGS["texture"])
+
+    def texture_note(self, data: bytes) -> str:
+        """`` texture=recorded`` or `` texture=guessed ...``; "" for a stream wrapped in a container."""
+        from recodec.errors import DecodeError
+
+        try:
+            recorded = self.stream_hint(data) is not None
+        except DecodeError:  # not a bare .rclc (e.g. inside a container): say nothing rather than guess
+            return ""
+        return " texture=recorded" if recorded else " texture=guessed (no texture record: encode with hyperprior-gan)"
 
     def _extensions(self, rgb: np.ndarray) -> dict[int, bytes]:
         """The original's texture energy per block and band (a few bytes), for :meth:`stream_hint`."""

@@ -33,8 +33,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from recodec.errors import DecodeError
-from recodec.hfenergy import BAND_NAMES, dog_bands, luma
+from recodec.errors import ConfigError, DecodeError
+from recodec.hfenergy import BAND_NAMES, dog_bands, luma, rgb_tensor
 
 #: Block edge (px) of the coded energies.
 BLOCK = 256
@@ -68,25 +68,25 @@ def _blocks(height: int, width: int, block: int) -> Iterator[tuple[int, int, sli
                    slice(top - t0, top - t0 + bh), slice(left - l0, left - l0 + bw))
 
 
-def _tensor(rgb: np.ndarray) -> Any:
-    """(H, W, 3) array -> (1, 3, H, W) float64 on the 0-255 scale."""
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(rgb, dtype=np.float64).transpose(2, 0, 1)))[None]
-
-
 def block_energies(rgb: np.ndarray, block: int = BLOCK) -> np.ndarray:
     """(rows, cols, bands) mean squared luma band-pass per block of (H, W, 3) RGB on the 0-255 scale."""
-    h, w = rgb.shape[:2]
+    return _energies(rgb_tensor(rgb), block)
+
+
+def _energies(img: Any, block: int) -> np.ndarray:
+    """:func:`block_energies` of a (1, 3, H, W) tensor on the 0-255 scale."""
+    h, w = img.shape[2:]
     out = np.zeros((*grid(h, w, block), _BANDS))
     for i, j, rs, cs, ri, ci in _blocks(h, w, block):
-        bands, _ = dog_bands(luma(_tensor(rgb[rs, cs])), _PAD)
-        out[i, j] = [float((b[..., ri, ci] ** 2).mean()) for b in bands]
+        bands, _ = dog_bands(luma(img[..., rs, cs]), _PAD)
+        out[i, j] = [float((b[..., ri, ci].double() ** 2).mean()) for b in bands]
     return out
 
 
 def encode_hint(rgb: np.ndarray, block: int = BLOCK) -> bytes:
     """The side information of (H, W, 3) uint8 RGB: version, block size, one byte per block and band."""
+    if block % 64 or not 64 <= block <= 255 * 64:
+        raise ConfigError(f"texture hint: block must be a multiple of 64 up to {255 * 64}, got {block}")
     energies = block_energies(rgb, block)
     logs = np.log2(np.maximum(energies, 2.0 ** FLOOR))
     codes = np.clip(np.round((logs - FLOOR) * STEP), 0, 255).astype(np.uint8)
@@ -195,11 +195,13 @@ def calibrate(x_mse: Any, view: Any, hint: tuple[int, np.ndarray], *, realism: f
     for (i, j), (c, _, _) in terms.items():
         target[i, j] = np.maximum(c, 1e-12) ** (1 - realism) * np.maximum(coded[i, j], 1e-12) ** realism
     aim = target.copy()
+    # Each pass filters the residual's blocks again rather than keeping their bands: kept, they
+    # would cost about 75 bytes per pixel for the whole image.
     for step in range(passes):
         gains = np.stack([np.stack([solve_gains(*terms[i, j], aim[i, j]) for j in range(coded.shape[1])])
                           for i in range(coded.shape[0])])
         out = _apply(m, r, gains, block)
         if step + 1 < passes:
-            reached = block_energies(out[0].permute(1, 2, 0).numpy(), block)
+            reached = _energies(out.double(), block)
             aim = aim * np.clip(target / np.maximum(reached, 1e-12), 0.25, 4.0)
     return (out / 255.0).float().to(view.device)

@@ -45,20 +45,7 @@ def decode_view(data: bytes, decoder: str, **settings: Any) -> tuple[np.ndarray,
     from recodec.container import decode_output
 
     codec = generative_codec(data, decoder, settings)
-    return decode_output(data, codec=codec), codec.label() + texture_note(codec, data)
-
-
-def texture_note(codec: Any, data: bytes) -> str:
-    """For the GAN decoder: whether the texture amount was recorded by the encoder or guessed by the network."""
-    from recodec.errors import DecodeError
-
-    if "realism" not in codec.decode_params:
-        return ""
-    try:
-        recorded = codec.stream_hint(data) is not None
-    except DecodeError:  # wrapped in a container: the label says nothing rather than guess
-        return ""
-    return " texture=recorded" if recorded else " texture=guessed (no texture record: encode with hyperprior-gan)"
+    return decode_output(data, codec=codec), codec.label() + codec.texture_note(data)
 
 
 def mark_png(png: bytes, label: str) -> bytes:

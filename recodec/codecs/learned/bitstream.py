@@ -74,6 +74,11 @@ def pack(header: Header, tiles: list[bytes], extensions: dict[int, bytes] | None
     return head + body
 
 
+def without_extensions(data: bytes) -> bytes:
+    """The same container with its extension records dropped: what the plain codec writes."""
+    return pack(*unpack(data))
+
+
 def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     """Parse and validate a container; every inconsistency is a :class:`DecodeError`."""
     header, tiles, _ = parse(data)

@@ -80,6 +80,6 @@ def test_stored_stream_is_the_plain_one() -> None:
     for name in ("hyperprior-gan", "hyperprior-diffusion"):
         data = get_codec(name).encode(img, quality=1)
         # The GAN codec appends its texture extension (a few bytes); the tiles are the plain codec's.
-        assert bitstream.pack(*bitstream.unpack(data)) == plain.encode(img, quality=1)
+        assert bitstream.without_extensions(data) == plain.encode(img, quality=1)
         assert (len(bitstream.parse(data)[2]) == 1) == (name == "hyperprior-gan")
         assert np.array_equal(get_codec("hyperprior").decode(data), plain.decode(data))

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 from recodec.codecs import get_codec  # noqa: E402
 from recodec.codecs.generative import texture as T  # noqa: E402
 from recodec.codecs.learned import bitstream  # noqa: E402
-from recodec.errors import DecodeError  # noqa: E402
+from recodec.errors import ConfigError, DecodeError  # noqa: E402
 from recodec.hfenergy import hf_energy_ratio  # noqa: E402
 
 
@@ -39,6 +39,7 @@ def test_extensions_round_trip_and_leave_the_plain_stream_alone(photo: np.ndarra
     assert bitstream.pack(header, tiles) == plain  # no extensions: the bytes format 1 always had
     extended = bitstream.pack(header, tiles, {1: b"abc", 200: b""})
     assert bitstream.parse(extended) == (header, tiles, {1: b"abc", 200: b""})
+    assert bitstream.without_extensions(extended) == plain
     assert len(extended) == len(plain) + 2 * 5 + 3
     assert np.array_equal(get_codec("hyperprior").decode(extended), get_codec("hyperprior").decode(plain))
 
@@ -76,6 +77,8 @@ def test_bad_hints_are_decode_errors(photo: np.ndarray) -> None:
         T.decode_hint(b"\x09" + hint[1:], *photo.shape[:2])
     with pytest.raises(DecodeError, match="truncated"):
         T.decode_hint(b"", 1, 1)
+    with pytest.raises(ConfigError, match="multiple of 64"):
+        T.encode_hint(photo, block=100)  # its size could not be recorded
 
 
 # -- the gains ------------------------------------------------------------------------------
@@ -125,7 +128,7 @@ def test_gan_streams_carry_the_hint_and_decode_plainly(photo: np.ndarray) -> Non
     data = gan.encode(photo, quality=1)
     hint = gan.stream_hint(data)
     assert hint == T.encode_hint(photo)
-    plain = bitstream.pack(*bitstream.unpack(data))
+    plain = bitstream.without_extensions(data)
     assert len(data) == len(plain) + 5 + len(hint)  # bpp counts the side information
     assert gan.stream_hint(plain) is None
     assert np.array_equal(get_codec("hyperprior").decode(data), get_codec("hyperprior").decode(plain))
@@ -138,7 +141,7 @@ def test_the_hint_brings_the_gan_views_texture_to_the_originals(photo: np.ndarra
     data = gan.encode(photo, quality=1)
     calibrated = hf_energy_ratio(photo, gan.decode(data))
     assert 0.9 <= calibrated["fine"] <= 1.1 and 0.8 <= calibrated["mid"] <= 1.25
-    guessed = gan.decode(bitstream.pack(*bitstream.unpack(data)))
+    guessed = gan.decode(bitstream.without_extensions(data))
     assert guessed.shape == photo.shape
     mse = hf_energy_ratio(photo, get_codec("hyperprior").decode(data))
     assert mse["fine"] < 0.7  # the bar's premise on this crop: the MSE decode is blurred
