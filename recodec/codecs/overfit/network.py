@@ -78,11 +78,24 @@ def upsample_all(latents: list[Tensor], exact: bool = False) -> Tensor:
 
 
 def contexts(y: Tensor) -> Tensor:
-    """(h*w, len(CONTEXT)) causal neighbours of every latent of one (1, 1, h, w) level."""
+    """(len(CONTEXT), h*w) causal neighbours of every latent of one (1, 1, h, w) level, one row per neighbour.
+
+    Neighbours are rows, latents columns, so the context model's layers are ``W @ x`` products
+    with a long contiguous inner dimension (about 1.6x faster than latents as rows, measured).
+    """
     h, w = y.shape[2:]
-    yp = F.pad(y, (PAD_LEFT, PAD_RIGHT, PAD_TOP, 0))
-    cols = [yp[0, 0, PAD_TOP + dy:PAD_TOP + dy + h, PAD_LEFT + dx:PAD_LEFT + dx + w] for dy, dx in CONTEXT]
-    return torch.stack(cols, dim=-1).reshape(h * w, len(CONTEXT))
+    yp = F.pad(y, (PAD_LEFT, PAD_RIGHT, PAD_TOP, 0))[0, 0]
+    cols = [yp[PAD_TOP + dy:PAD_TOP + dy + h, PAD_LEFT + dx:PAD_LEFT + dx + w] for dy, dx in CONTEXT]
+    return torch.stack(cols).reshape(len(CONTEXT), h * w)
+
+
+def dense(layers: nn.ModuleList, x: Tensor) -> Tensor:
+    """Linear layers with ReLU between them, on features as rows and samples as columns."""
+    for i, layer in enumerate(layers):
+        x = torch.addmm(layer.bias[:, None], layer.weight, x)
+        if i < len(layers) - 1:
+            x = F.relu(x)
+    return x
 
 
 class Synthesis(nn.Module):
@@ -98,13 +111,10 @@ class Synthesis(nn.Module):
             nn.init.zeros_(conv.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        n, c, h, w = x.shape
-        x = x.permute(0, 2, 3, 1).reshape(h * w, c)  # pixels as rows: the MLP is matrix products
-        for i, layer in enumerate(self.mlp):
-            x = layer(x)
-            if i < len(self.mlp) - 1:
-                x = F.relu(x)
-        x = x.reshape(1, h, w, -1).permute(0, 3, 1, 2)
+        _, c, h, w = x.shape
+        x = dense(self.mlp, x.reshape(c, h * w))  # pixels as columns: long inner dimension, no transposes
+        # channels-last for the 3x3 convolutions: oneDNN's backward is about 5x faster there (measured)
+        x = x.T.contiguous().reshape(1, h, w, -1).permute(0, 3, 1, 2)
         for i, conv in enumerate(self.convs):
             x = x + conv(x)
             if i < len(self.convs) - 1:
@@ -125,11 +135,9 @@ class ContextModel(nn.Module):
             self.layers[-1].bias.copy_(torch.tensor([0.0, N_SCALES / 2]))
 
     def forward(self, ctx: Tensor) -> tuple[Tensor, Tensor]:
-        x = ctx
-        for layer in self.layers[:-1]:
-            x = F.relu(layer(x))
-        out = self.layers[-1](x)
-        return out[:, 0], out[:, 1]
+        """(mean, scale index) of every column of ``ctx`` (:func:`contexts`)."""
+        out = dense(self.layers, ctx)
+        return out[0], out[1]
 
 
 def laplace_bits(y: Tensor, mu: Tensor, index: Tensor) -> Tensor:
@@ -170,11 +178,16 @@ class OverfitModel(nn.Module):
             out.append(y)
         return out
 
-    def forward(self, mode: str, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """(reconstruction (1, S, H, W), total latent bits)."""
-        q = self.quantized(mode, generator)
-        ctx = torch.cat([contexts(y) for y in q])
-        mu, index = self.arm(ctx)
-        flat = torch.cat([y.reshape(-1) for y in q])
-        bits = laplace_bits(flat, mu, index).sum()
-        return self.synthesis(upsample_all(q)), bits
+    def forward(self, mode: str, generator: torch.Generator | None = None, skip: int = 0) -> tuple[Tensor, Tensor]:
+        """(reconstruction (1, S, H, W), total latent bits).
+
+        ``skip > 0`` runs the model at ``1 / 2**skip`` of the resolution for the encoder's
+        coarse-to-fine start: the ``skip`` finest levels read as zeros (and cost nothing), the
+        others are exactly what the full-resolution model upsamples, one stage less each.
+        """
+        q = self.quantized(mode, generator)[skip:]
+        bits = sum(laplace_bits(y.reshape(-1), *self.arm(contexts(y))).sum() for y in q)
+        features = upsample_all(q)
+        if skip:
+            features = torch.cat([features.new_zeros((1, skip, *features.shape[2:])), features], dim=1)
+        return self.synthesis(features), torch.as_tensor(bits)

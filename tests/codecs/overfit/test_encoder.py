@@ -1,0 +1,89 @@
+"""The encoder's optimisation pieces: the float model's layouts and the coarse-to-fine start."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from recodec.codecs.overfit import encoder as E
+from recodec.codecs.overfit import network as N
+
+
+def _model(h: int = 21, w: int = 30) -> N.OverfitModel:
+    torch.manual_seed(0)
+    model = N.OverfitModel(E.PRESETS["fast"].arch(3, h, w), h, w)
+    with torch.no_grad():
+        for y in model.latents:
+            y.copy_(torch.randint(-4, 5, y.shape).float())
+    return model
+
+
+def test_contexts_are_the_causal_neighbours_with_zeros_outside() -> None:
+    y = torch.arange(1, 13, dtype=torch.float32).reshape(1, 1, 3, 4)
+    ctx = N.contexts(y)
+    assert ctx.shape == (len(N.CONTEXT), 12)
+    for k, (dy, dx) in enumerate(N.CONTEXT):
+        for i in range(3):
+            for j in range(4):
+                inside = 0 <= i + dy < 3 and 0 <= j + dx < 4
+                expected = float(y[0, 0, i + dy, j + dx]) if inside else 0.0
+                assert float(ctx[k, i * 4 + j]) == expected
+
+
+def test_context_model_matches_a_per_latent_evaluation() -> None:
+    model = _model()
+    for layer in model.arm.layers:
+        torch.nn.init.normal_(layer.weight, 0, 0.3)
+    y = model.quantized("round")[0]
+    mu, index = model.arm(N.contexts(y))
+    rows = N.contexts(y).T  # one latent per row, as a textbook MLP
+    for layer in model.arm.layers[:-1]:
+        rows = torch.relu(rows @ layer.weight.T + layer.bias)
+    ref = rows @ model.arm.layers[-1].weight.T + model.arm.layers[-1].bias
+    torch.testing.assert_close(mu, ref[:, 0])
+    torch.testing.assert_close(index, ref[:, 1])
+
+
+@pytest.mark.parametrize("skip", [1, 2])
+def test_coarse_forward_runs_at_the_level_grid(skip: int) -> None:
+    model = _model()
+    with torch.no_grad():
+        rec, bits = model("round", skip=skip)
+        full_bits = model("round")[1]
+    assert rec.shape[2:] == model.latents[skip].shape[2:]
+    assert 0 < float(bits) < float(full_bits)  # the skipped levels cost nothing
+
+
+def test_coarse_problem_averages_valid_pixels_only() -> None:
+    x = torch.zeros(1, 1, 3, 5)
+    x[..., 0, 0], x[..., 0, 1], x[..., 1, 0] = 10.0, 20.0, 999.0
+    valid = torch.ones(1, 1, 3, 5)
+    valid[..., 1, 0] = 0  # nodata: must not leak into the average
+    p = E.Problem(x, valid, 1.0, 0.01, 15)
+    sub = E.coarse_problem(p, 1)
+    assert sub.x.shape[2:] == (2, 3)  # ceil halving, as the latent grids
+    assert float(sub.x[0, 0, 0, 0]) == pytest.approx(10.0)  # (10 + 20 + 0) / 3 valid pixels
+    assert float(sub.valid[0, 0, 0, 0]) == pytest.approx(0.75)
+    assert float(sub.valid[0, 0, 1, 2]) == pytest.approx(1.0)  # a 1x1 corner block, fully valid
+
+
+def test_warm_starts_skip_the_coarse_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    skips: list[int] = []
+    real = E._step
+
+    def spy(model, opt, p, mode, gen, skip):
+        skips.append(skip)
+        return real(model, opt, p, mode, gen, skip)
+
+    monkeypatch.setattr(E, "_step", spy)
+    h, w = 16, 20
+    p = E.Problem(torch.rand(1, 3, h, w), torch.ones(1, 1, h, w), 1.0, 0.01, h * w)
+    preset = replace(E.PRESETS["fast"], coarse=((1, 0.5),))
+    arch = preset.arch(3, h, w)
+    cold = E.fit(p, preset, arch, iterations=8, device="cpu")
+    assert skips.count(1) == 16 and skips.count(0) == 4  # half the budget at 1/4 of the cost
+    skips.clear()
+    E.fit(p, preset, arch, iterations=8, device="cpu", warm=cold.state)
+    assert skips and set(skips) == {0}
