@@ -333,17 +333,18 @@ def test_query_has_no_file_access_unless_allowed(src: Path, dst: Path, tmp_path:
     write_archive(src, 1)
     _run_direct(src, dst)
     secret = tmp_path / "secret.csv"
-    secret.write_text("a\n42\n")
+    value = "s3cr3tvalue"  # never part of a temporary path (a plain "42" was: pytest-142)
+    secret.write_text(f"a\n{value}\n")
     for sql in (f"SELECT * FROM read_csv('{secret}')", f"COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'",
                 "SET enable_external_access = true"):
         result = CliRunner().invoke(cli, ["query", str(dst), sql])
-        assert result.exit_code == 2 and "42" not in result.output, result.output
+        assert result.exit_code == 2 and value not in result.output, result.output
     assert not (tmp_path / "out.csv").exists()
     ok = CliRunner().invoke(cli, ["query", str(dst), "SELECT count(*) AS n FROM latest", "--format", "csv"])
     assert ok.exit_code == 0 and ok.output.splitlines()[1] == "1"
     allowed = CliRunner().invoke(cli, ["query", str(dst), f"SELECT * FROM read_csv('{secret}')",
                                        "--allow-external-access", "--format", "csv"])
-    assert allowed.exit_code == 0 and "42" in allowed.output
+    assert allowed.exit_code == 0 and value in allowed.output
 
 
 def test_known_third_party_warnings_are_silenced(caplog: pytest.LogCaptureFixture) -> None:
