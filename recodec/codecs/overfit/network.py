@@ -164,10 +164,10 @@ class OverfitModel(nn.Module):
         self.synthesis = Synthesis(arch)
         self.arm = ContextModel(arch)
 
-    def quantized(self, mode: str, generator: torch.Generator | None = None) -> list[Tensor]:
-        """Latents under a quantisation proxy: "noise" (uniform), "ste" (straight-through) or "round"."""
+    def quantized(self, mode: str, generator: torch.Generator | None = None, first: int = 0) -> list[Tensor]:
+        """Latents ``first``.. under a quantisation proxy: "noise" (uniform), "ste" (straight-through) or "round"."""
         out = []
-        for y in self.latents:
+        for y in list(self.latents)[first:]:
             y = y.clamp(-LATENT_MAX, LATENT_MAX)
             if mode == "noise":
                 y = y + torch.rand(y.shape, generator=generator, device=y.device) - 0.5
@@ -185,7 +185,7 @@ class OverfitModel(nn.Module):
         coarse-to-fine start: the ``skip`` finest levels read as zeros (and cost nothing), the
         others are exactly what the full-resolution model upsamples, one stage less each.
         """
-        q = self.quantized(mode, generator)[skip:]
+        q = self.quantized(mode, generator, skip)  # no noise drawn for the skipped grids
         bits = sum(laplace_bits(y.reshape(-1), *self.arm(contexts(y))).sum() for y in q)
         features = upsample_all(q)
         if skip:
