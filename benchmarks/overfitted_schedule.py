@@ -28,6 +28,9 @@ LMBDAS = (0.002, 0.01)
 #: name -> (iterations, overrides of the fast preset); the first is the reference.
 VARIANTS: dict[str, tuple[int, dict[str, Any]]] = {
     "400 steps, rates 0.03/0.003": (400, {"lr": 0.03, "lr_net": 0.003, "coarse": ()}),
+    "400 steps, rates 0.03/0.01": (400, {"lr": 0.03, "lr_net": 0.01, "coarse": ()}),
+    "400 steps, rates 0.05/0.003": (400, {"lr": 0.05, "lr_net": 0.003, "coarse": ()}),
+    "400 steps, rates 0.05/0.01": (400, {"coarse": ()}),
     "800 steps, rates 0.03/0.003": (800, {"lr": 0.03, "lr_net": 0.003, "coarse": ()}),
     "800 steps, rates 0.05/0.01": (800, {"coarse": ()}),
     "+ 1/2 res 30%": (800, {"coarse": ((1, 0.3),)}),

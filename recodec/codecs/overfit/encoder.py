@@ -56,12 +56,17 @@ class Preset:
 GAIN_KNEE = 0.05
 
 
-def coarse_step_cost(skip: int) -> float:
-    """Time of a step at 1/2**skip of the resolution, relative to a full one (measured at 384x512: 1/4, 1/8)."""
-    return 2.0 ** -(skip + 1) if skip else 1.0
-
 #: Images with fewer pixels are optimised on one thread.
 SMALL_IMAGE = 128 * 128
+
+
+def coarse_step_cost(skip: int) -> float:
+    """Time of a step at 1/2**skip (skip >= 1) of the resolution, relative to a full one.
+
+    ``benchmarks/overfitted_step.py``: about 1/4 and 1/8 at 384x512, 1/4-1/5 and 1/8-1/13 at 768x512.
+    """
+    return 2.0 ** -(skip + 1)
+
 
 PRESETS: dict[str, Preset] = {
     # 800 full-resolution steps' worth of time (the bar: 3 minutes for 768x512 on this CPU), half of

@@ -81,7 +81,7 @@ def contexts(y: Tensor) -> Tensor:
     """(len(CONTEXT), h*w) causal neighbours of every latent of one (1, 1, h, w) level, one row per neighbour.
 
     Neighbours are rows, latents columns, so the context model's layers are ``W @ x`` products
-    with a long contiguous inner dimension (about 1.6x faster than latents as rows, measured).
+    with a long contiguous inner dimension (``benchmarks/overfitted_step.py`` times the step).
     """
     h, w = y.shape[2:]
     yp = F.pad(y, (PAD_LEFT, PAD_RIGHT, PAD_TOP, 0))[0, 0]
