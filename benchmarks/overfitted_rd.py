@@ -120,6 +120,8 @@ def run(args: argparse.Namespace) -> None:
     if log.exists():
         done = {(r["group"], r["codec"], json.dumps(r["params"], sort_keys=True)) for r in map(json.loads, log.open())}
     for group, codec, img, params in _jobs(args):
+        if args.kinds and group.split(":")[0] not in args.kinds:
+            continue
         key = (group, codec, json.dumps(params, sort_keys=True))
         if key in done:
             continue
@@ -270,7 +272,9 @@ def main() -> None:
     parser.add_argument("--json", default="docs/results/overfitted_rd.json")
     parser.add_argument("--plot", default="docs/img/overfitted_rd.png")
     parser.add_argument("--balanced", action="store_true", help="also the balanced preset on one photo")
-    parser.add_argument("--steps", type=int, default=10, help="speed: optimisation steps timed per preset")
+    parser.add_argument("--kinds", nargs="*", choices=("photo", "sat", "study"), help="run: only these groups")
+    parser.add_argument("--steps", type=int, default=40,
+                        help="speed: optimisation steps timed per preset (fewer drown in the fixed cost's noise)")
     args = parser.parse_args()
     {"run": run, "report": report, "speed": speed}[args.command](args)
 

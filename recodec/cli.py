@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from recodec.cli_options import config_opt, json_opt, ray_address_opt, task_model_opt, workers_opt
+from recodec.precision import PRECISIONS
 from recodec.errors import RecodecError
 
 
@@ -315,8 +316,9 @@ GENERATIVE_MODELS = ("restore-jpeg", "diffusion-hyperprior", "gan-hyperprior")
 @click.option("--max-eval-images", type=int, default=16, show_default=True)
 @click.option("--init-from", help="Checkpoint to fine-tune from (weights only).")
 @click.option("--resume", help="Checkpoint to continue: model, optimizer, step, schedule, RNG state.")
-@click.option("--precision", type=click.Choice(["bf16", "fp32"]), default="bf16", show_default=True,
-              help="Training autocast precision (the shipped integer decoder is unaffected).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+              help="Training autocast precision; auto: bf16 on GPUs and CPUs with native bf16 (AVX-512 BF16, "
+              "AMX), else fp32 (the shipped integer decoder is unaffected).")
 @click.option("--max-minutes", type=float, help="Wall-clock budget: checkpoint and stop after it.")
 @click.option("--threads", type=int, help="torch threads for training.")
 @click.option("--local", is_flag=True,

@@ -94,7 +94,7 @@ def train(
     max_eval_images: int = 16,
     init_from: str | None = None,
     resume: str | None = None,
-    precision: str = "bf16",
+    precision: str = "auto",
     max_minutes: float | None = None,
     threads: int | None = None,
     ms_ssim_weight: float | None = None,
@@ -116,7 +116,7 @@ def train(
 
 
 def train_local(data: str, out_dir: str, *, eval_data: str | None = None, max_eval_images: int = 16,
-                init_from: str | None = None, resume: str | None = None, precision: str = "bf16",
+                init_from: str | None = None, resume: str | None = None, precision: str = "auto",
                 max_minutes: float | None = None, threads: int | None = None,
                 **recipe: Any) -> dict[str, Any]:
     """:func:`train` in this process, without Prefect or Ray (SIGTERM: checkpoint and return)."""

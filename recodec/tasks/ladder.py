@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from recodec.codecs.crops import random_crops
+from recodec.precision import resolve_precision
 from recodec.tasks.train import (
     TrainConfig, _device_name, config_from_json, list_images, load_rgb, rd_loss, stop_on_signals,
 )
@@ -120,7 +121,7 @@ def _freeze_all_but_new(model: Any, m: int, new: int) -> list[Any]:
 
 def train_new_qualities(data: str, out_dir: str, src: str, lambdas: tuple[float, ...], *, steps: int = 1500,
                         batch_size: int = 8, crop: int = 128, lr: float = 5e-3, seed: int = 0,
-                        precision: str = "bf16", max_minutes: float | None = None,
+                        precision: str = "auto", max_minutes: float | None = None,
                         checkpoint_minutes: float = 3.0, log_every: int = 50) -> dict[str, Any]:
     """Train the new rate points' gains and y densities (all else frozen); resumes ``out_dir/ladder.pt``.
 
@@ -150,7 +151,7 @@ def train_new_qualities(data: str, out_dir: str, src: str, lambdas: tuple[float,
         rng.setstate((3, tuple(int(v) for v in saved["rng_python"]), None))
         torch.set_rng_state(saved["rng_torch"])
     images = [load_rgb(u) for u in list_images(data, split="train")]
-    stage = {"from_step": step, "to_step": step, "device": _device_name("cpu"), "precision": precision,
+    stage = {"from_step": step, "to_step": step, "device": _device_name("cpu"), "precision": resolve_precision(precision, "cpu"),
              "threads": torch.get_num_threads(), "batch": batch_size, "crop": crop, "seconds": 0.0,
              "pixels": 0, "ladder_extension": list(lambdas),
              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

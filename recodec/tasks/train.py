@@ -22,6 +22,7 @@ import numpy as np
 
 from recodec.codecs.crops import random_crops
 from recodec.codecs.learned.lambdas import DEFAULT_LAMBDAS
+from recodec.precision import resolve_precision
 from recodec.metrics import psnr as metrics_psnr
 from recodec.metrics import psnr_from_mse
 
@@ -48,8 +49,9 @@ class TrainConfig:
     #: Fraction of the steps after which the decoder sees rounded (not noisy) latents.
     ste_from: float = 0.75
     seed: int = 0
-    #: Mixed precision of the training forward pass: "bf16" (autocast) or "fp32".
-    precision: str = "bf16"
+    #: Mixed precision of the training forward pass: "bf16" (autocast), "fp32", or "auto" (bf16 on
+    #: GPUs and CPUs that compute it natively, else fp32: :mod:`recodec.precision`).
+    precision: str = "auto"
     channels_last: bool = True
     compile: bool = False
     checkpoint_every: int = 1000
@@ -125,15 +127,13 @@ def lr_at(config: TrainConfig, step: int) -> float:
 
 
 def autocast(device: str, precision: str) -> Any:
-    """The autocast context of ``precision`` ("bf16" or "fp32": no autocast)."""
+    """The autocast context of ``precision`` ("bf16"; "fp32": no autocast; "auto": per device)."""
     import contextlib
 
     import torch
 
-    if precision == "fp32":
+    if resolve_precision(precision, device) == "fp32":
         return contextlib.nullcontext()
-    if precision != "bf16":
-        raise ValueError(f"precision must be fp32 or bf16, not {precision!r}")
     return torch.autocast(device, dtype=torch.bfloat16)
 
 
@@ -343,7 +343,7 @@ def train_model(data: str, out_dir: str, config: TrainConfig, *, init_from: str 
         raise ValueError(f"no training images under {data}")
     images = [load_rgb(u) for u in urls]
     eval_batch = _eval_batch(heldout, device) if heldout and config.eval_minutes else None
-    stage = {"from_step": run.step, "device": _device_name(device), "precision": config.precision,
+    stage = {"from_step": run.step, "device": _device_name(device), "precision": resolve_precision(config.precision, str(device)),
              "threads": torch.get_num_threads(), "batch": config.batch_size, "crop": config.crop,
              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     run.stages.append(stage)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from recodec.codecs.generative.decoding import WEIGHTS_DIR
+from recodec.precision import PRECISIONS, resolve_precision
 
 RECIPES: dict[str, dict[str, Any]] = {
     "restore-jpeg": {"kind": "restorer", "pairs": "jpeg", "lr": 5e-4},
@@ -367,7 +368,7 @@ def train_step(recipe: str, parts: dict[str, Any], x: Any, y: Any, precision: st
     import torch
 
     def autocast() -> Any:
-        return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+        return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=resolve_precision(precision, x.device.type) == "bf16")
 
     logs: dict[str, float] = {}
     if RECIPES[recipe]["kind"] == "restorer":
@@ -412,7 +413,7 @@ def update_ema(ema: Any, net: Any, decay: float = EMA_DECAY) -> None:
 
 
 def train(recipe: str, out: Path, data: str, *, steps: int, batch: int = 8, crop: int = 128, width: int = 32,
-          resume: bool = True, max_minutes: float | None = None, precision: str = "bf16",
+          resume: bool = True, max_minutes: float | None = None, precision: str = "auto",
           bank: int = 600, checkpoint_minutes: float = 3.0, seed: int = 0,
           device: str | None = None, init_from: Path | None = None, lr: float | None = None,
           scenes: Path | None = None) -> dict[str, Any]:
@@ -450,7 +451,7 @@ def train(recipe: str, out: Path, data: str, *, steps: int, batch: int = 8, crop
             group["lr"] = lr
     stage = {"from_step": meta["step"], "to_step": meta["step"], "batch": batch, "crop": crop,
              "lr": parts["opt"].param_groups[0]["lr"],
-             "pixels": 0, "wall_seconds": 0.0, "device": device, "precision": precision,
+             "pixels": 0, "wall_seconds": 0.0, "device": device, "precision": resolve_precision(precision, str(device)),
              "threads": torch.get_num_threads(), "pairs_seconds": pairs_seconds, "bank": len(arrays["bank"])}
     if RECIPES[recipe]["kind"] == "generator":
         stage.update(band_weight=BAND_WEIGHT, band_target="interpolated", rate_input=True, ema_decay=EMA_DECAY)
@@ -583,7 +584,7 @@ def train_from_cli(data: str, out_dir: str, options: dict[str, Any]) -> dict[str
     out = Path(out_dir)
     meta = train(options["model"], out, data, steps=options.get("steps") or 4000,
                  batch=options.get("batch_size") or 8, crop=options.get("crop") or 128,
-                 max_minutes=options.get("max_minutes"), precision=options.get("precision") or "bf16",
+                 max_minutes=options.get("max_minutes"), precision=options.get("precision") or "auto",
                  seed=options.get("seed") or 0)
     weights = out / "weights"
     weights.mkdir(exist_ok=True)
@@ -606,7 +607,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--bank", type=int, default=600, help="crops in the bank (cached in OUT)")
     p.add_argument("--max-minutes", type=float)
-    p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--fresh", action="store_true", help="ignore OUT/checkpoint.pt")
     p.add_argument("--init-from", type=Path, help="checkpoint.pt whose network starts a new run")

@@ -91,6 +91,7 @@ class OverfitCodec(Codec):
         from recodec.codecs.overfit import bitstream
         from recodec.codecs.overfit import latents as L
         from recodec.codecs.overfit.encoder import PRESETS, Problem, fit
+        from recodec.precision import native_bf16
         from recodec.codecs.overfit.exact import ExactArm
         from recodec.metrics import resolve_peak, valid_mask
 
@@ -101,7 +102,8 @@ class OverfitCodec(Codec):
         peak, _ = resolve_peak(array, mask=valid)
         x = torch.from_numpy(((array.astype(np.float64) - low) / span).astype(np.float32).transpose(2, 0, 1))[None]
         mask = torch.ones(1, 1, h, w) if valid is None else torch.from_numpy(valid.astype(np.float32))[None, None]
-        problem = Problem(x, mask, (span / peak) ** 2, float(params["lmbda"]), h * w, bf16=array.dtype == np.uint8)
+        bf16 = array.dtype == np.uint8 and native_bf16()
+        problem = Problem(x, mask, (span / peak) ** 2, float(params["lmbda"]), h * w, bf16=bf16)
         arch = preset.arch(bands, h, w)
         iterations = int(params["iterations"]) or preset.iterations
         session = search_state()
