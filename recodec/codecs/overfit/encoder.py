@@ -87,12 +87,19 @@ def keep_freed_memory() -> bool:
 SMALL_IMAGE = 128 * 128
 
 
-def coarse_step_cost(skip: int) -> float:
-    """Time of a step at 1/2**skip (skip >= 1) of the resolution, relative to a full one.
+#: A step's fixed cost (dispatch over every level and layer), in pixels' worth of per-pixel work.
+STEP_OVERHEAD_PIXELS = 8000
 
-    ``benchmarks/overfitted_step.py``: about 1/4 and 1/8 at 384x512, 1/4-1/5 and 1/8-1/13 at 768x512.
+
+def coarse_step_cost(skip: int, pixels: int) -> float:
+    """Time of a step at 1/2**skip (skip >= 1) of the resolution, relative to a full one, for ``pixels`` pixels.
+
+    ``benchmarks/overfitted_step.py``: about 1/4 and 1/8 at 384x512, 1/4-1/5 and 1/8-1/13 at
+    768x512.  Small images are bound by the fixed cost instead: at 37x53 a step at 1/4 took 0.66
+    and at 128x128 0.46 of a full one, so the floor keeps their coarse stage from running several
+    times the steps (and the time) that its share of the budget allows.
     """
-    return 2.0 ** -(skip + 1)
+    return max(2.0 ** -(skip + 1), STEP_OVERHEAD_PIXELS / (STEP_OVERHEAD_PIXELS + pixels))
 
 
 PRESETS: dict[str, Preset] = {
@@ -167,7 +174,7 @@ def _train(model: OverfitModel, p: Problem, preset: Preset, iterations: int, dev
     for skip, share in preset.coarse if cold else ():
         if skip < model.arch.levels:
             sub = coarse_problem(p, skip)
-            for _ in range(int(share * iterations / coarse_step_cost(skip))):
+            for _ in range(int(share * iterations / coarse_step_cost(skip, p.pixels))):
                 _step(model, opt, sub, "noise", gen, skip)
             iterations -= int(share * iterations)
     noise_steps = int(iterations * preset.noise_fraction)
