@@ -7,10 +7,13 @@ emulated (measured on an AVX2 EPYC, docs/overfitted.md).  ``"auto"`` picks per m
 
 from __future__ import annotations
 
+import functools
+
 #: Accepted training precisions; ``"auto"`` resolves per device with :func:`resolve_precision`.
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
+@functools.cache  # asked on every training step (through resolve_precision); the CPU does not change
 def native_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX)."""
     import torch

@@ -12,6 +12,14 @@ from recodec.precision import native_bf16, resolve_precision  # noqa: E402
 def _cpu(monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool) -> None:
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    native_bf16.cache_clear()  # the answer is cached per process
+
+
+@pytest.fixture(autouse=True)
+def _real_cpu_afterwards() -> object:
+    """Later tests must see this machine's answer, not a faked one."""
+    yield
+    native_bf16.cache_clear()
 
 
 @pytest.mark.parametrize(("avx512_bf16", "amx", "expected"),

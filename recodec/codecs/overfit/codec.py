@@ -91,9 +91,9 @@ class OverfitCodec(Codec):
         from recodec.codecs.overfit import bitstream
         from recodec.codecs.overfit import latents as L
         from recodec.codecs.overfit.encoder import PRESETS, Problem, fit
-        from recodec.precision import native_bf16
         from recodec.codecs.overfit.exact import ExactArm
         from recodec.metrics import resolve_peak, valid_mask
+        from recodec.precision import native_bf16
 
         preset = PRESETS[params["preset"]]
         h, w, bands = array.shape

@@ -95,8 +95,8 @@ def coarse_step_cost(skip: int, pixels: int) -> float:
     """Time of a step at 1/2**skip (skip >= 1) of the resolution, relative to a full one, for ``pixels`` pixels.
 
     ``benchmarks/overfitted_step.py``: about 1/4 and 1/8 at 384x512, 1/4-1/5 and 1/8-1/13 at
-    768x512.  Small images are bound by the fixed cost instead: at 37x53 a step at 1/4 took 0.66
-    and at 128x128 0.46 of a full one, so the floor keeps their coarse stage from running several
+    768x512.  Small images are bound by the fixed cost instead (``--size 37 53``, ``--size 128 128``):
+    a step at 1/4 took 0.55-0.70 and 0.37-0.52 of a full one there, so the floor keeps their coarse stage from running several
     times the steps (and the time) that its share of the budget allows.
     """
     return max(2.0 ** -(skip + 1), STEP_OVERHEAD_PIXELS / (STEP_OVERHEAD_PIXELS + pixels))
