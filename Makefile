@@ -24,8 +24,12 @@ demo: $(STAMP)
 	$(RECODEC) reconcile $(DEMO_OUT)
 	$(RECODEC) query $(DEMO_OUT) "SELECT source_key, codec, status, round(bpp, 3) AS bpp, round(psnr, 2) AS psnr, round(ssim, 4) AS ssim, source_bytes, dest_bytes FROM manifest ORDER BY source_key"
 
+# Two workers, one test file each at a time (module fixtures build once): about a third of the
+# suite's wall time is spent waiting on servers, actors and subprocesses, not computing.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(PY) benchmarks/pipeline_overhead.py

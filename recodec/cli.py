@@ -11,8 +11,12 @@ from typing import Any
 import click
 
 from recodec.cli_options import config_opt, json_opt, ray_address_opt, task_model_opt, workers_opt
-from recodec.precision import PRECISIONS
 from recodec.errors import RecodecError
+from recodec.precision import PRECISIONS
+
+# Prefect gives a temporary API server 20 s to start (audit, reconcile): too short on a loaded
+# machine.  Set before Prefect is imported, which reads its settings once; a user's value wins.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
 def _fail(exc: Exception) -> None:

@@ -11,7 +11,7 @@ water / vegetation / bright-surface / other mask from the pixels alone::
 
 The model (:class:`TinySegNet`) is exported as TorchScript with its sidecar, a model
 card and a SHA-256 pin, exactly what ``recodec run --task-model`` takes.  Training runs
-on the CPU (bf16 autocast), checkpoints every ``checkpoint_every`` steps
+on the CPU (bf16 autocast where the CPU has native bf16), checkpoints every ``checkpoint_every`` steps
 and on SIGTERM, and resumes from ``OUT/checkpoint.pt``.
 """
 
@@ -129,9 +129,13 @@ def evaluate(model: Any, scenes: list[np.ndarray]) -> dict[str, float]:
 def train_task_model(train_paths: Sequence[str | Path], out_dir: str | Path, *,
                      eval_paths: Sequence[str | Path] = (), steps: int = 1500, batch_size: int = 8,
                      crop: int = 96, lr: float = 3e-3, seed: int = 0, threads: int = 1,
-                     checkpoint_every: int = 200) -> dict[str, Any]:
+                     checkpoint_every: int = 200, precision: str = "auto") -> dict[str, Any]:
     """Train :class:`TinySegNet` on the index labels of ``train_paths``; export it into ``out_dir``."""
     import torch
+
+    from recodec.precision import resolve_precision
+
+    bf16 = resolve_precision(precision, "cpu") == "bf16"
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -163,7 +167,7 @@ def train_task_model(train_paths: Sequence[str | Path], out_dir: str | Path, *,
 
     while step < steps and not stop["now"]:
         x, y = _batch(scenes, labels, rng, batch_size, crop)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             # Not channels-last: with bf16 it gave NaN gradients after a few steps (torch 2.13 CPU).
             logits = model(x)
         loss = torch.nn.functional.cross_entropy(logits.float(), y)

@@ -15,6 +15,7 @@ from tests.reliability.faults import FaultRule
 N_IMAGES = 200
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_local", "prefect_harness")
 def test_transient_s3_faults_are_retried_under_load(s3_server: str, s3_options: dict[str, Any],
                                                      s3_bucket: str) -> None:

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recodec.codecs.learned.entropy import TABLE_TOTAL, TableSet
+from recodec.precision import native_bf16
 
 #: Adam step on the latents, in quantisation steps (robust from quality 1 to 9 in the sweep
 #: recorded in docs/learned.md; larger steps inflate the rate at low qualities).
@@ -92,6 +93,7 @@ def refine_symbols(
     opt = torch.optim.Adam([s], lr=LEARNING_RATE)
     h, w = valid
     target = x[..., :h, :w]
+    cpu_bf16 = s.device.type == "cpu" and native_bf16()
     for it in range(iterations):
         tau = max(TAU_START * math.exp(-TAU_DECAY * it / iterations), TAU_END)
         floor = torch.floor(s.detach())
@@ -103,7 +105,8 @@ def refine_symbols(
         soft = floor + weight[..., 1]
         rate = (weight[..., 0] * _table_bits(bits, lo, length, rows, floor)
                 + weight[..., 1] * _table_bits(bits, lo, length, rows, floor + 1)).sum()
-        with torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=s.device.type == "cpu"):
+        # bf16 only where the CPU computes it natively: emulated bf16 (AVX2) is several times slower.
+        with torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=cpu_bf16):
             x_hat = synth(((soft + offset) * inv_gain).contiguous(memory_format=torch.channels_last))
         mse = F.mse_loss(x_hat.float()[..., :h, :w], target)
         loss = lam * 255**2 * mse + rate / (h * w)
