@@ -1,70 +1,176 @@
-"""Optimisation-schedule study of the ``overfit`` fast preset: step count, learning rates, coarse-to-fine start.
+"""Encoder studies of the ``overfit`` fast preset: schedule, next-grid priming, latent learning-rate gain.
 
-Training data only (never the held-out devset photos of ``overfitted_rd.py``): 512x384 centre crops
-of the first three CLIC 2025 validation photos, lambda 0.002 and 0.01.  Each variant overrides
-fields of the ``fast`` preset; the score is the RD loss of the real stream
-(``lmbda * MSE(8-bit) + bpp``, bpp over every byte), relative to the first variant, and against
-the best libjpeg-turbo 4:2:0 quality at the same lambda.  Rows append to a JSONL file and are
-skipped when present, so the run resumes::
+Training data only (never the held-out devset scenes of ``overfitted_rd.py``).  Each variant
+overrides fields of the ``fast`` preset and/or patches the encoder module for the fit; the score is
+the RD loss of the real stream (``lmbda * 255**2 * MSE / peak**2 + bpp``, bpp over every byte,
+peak 255 for photos and the data range for 16-bit scenes), relative to the study's first
+variant, and for photos against the best libjpeg-turbo 4:2:0 quality at the same lambda.
 
-    nohup nice -n 5 env OMP_NUM_THREADS=1 python benchmarks/overfitted_schedule.py run &
-    python benchmarks/overfitted_schedule.py report
+* ``schedule``: step count, learning rates, coarse-to-fine start; 512x384 centre crops of the
+  first three CLIC 2025 validation photos, lambda 0.002 and 0.01.
+* ``priming``: the coarse stages pricing a 64x64 patch of the next grid's zeros
+  (``encoder._prime_bits``), none, or weighted as the whole grid; 384x384 crops, same photos.
+* ``gain``: the cap on the latents' learning-rate multiplier (``encoder.GAIN_CAP``) on 256x256
+  centre crops of the training scenes ``l8_cloudy_B5`` and ``l8_cloudy_B7``, lambda 0.3, 2 and
+  12 (at 0.05 and below every variant is the same fit).
 
-Run by hand (about 8 minutes per variant on one core); the results are in docs/overfitted.md.
+Rows append to a JSONL file per study and are skipped when present, so a run resumes::
+
+    nohup nice -n 5 env OMP_NUM_THREADS=1 python benchmarks/overfitted_schedule.py run --study gain &
+    python benchmarks/overfitted_schedule.py report --study gain
+
+Run by hand (about a minute per 256x256 fit and two per 512x384 fit on one core); the results
+are in docs/overfitted.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train" / "clic2025-validation"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED / "train" / "clic2025-validation"
 LMBDAS = (0.002, 0.01)
-#: name -> (iterations, overrides of the fast preset); the first is the reference.
-VARIANTS: dict[str, tuple[int, dict[str, Any]]] = {
-    "400 steps, rates 0.03/0.003": (400, {"lr": 0.03, "lr_net": 0.003, "coarse": ()}),
-    "400 steps, rates 0.03/0.01": (400, {"lr": 0.03, "lr_net": 0.01, "coarse": ()}),
-    "400 steps, rates 0.05/0.003": (400, {"lr": 0.05, "lr_net": 0.003, "coarse": ()}),
-    "400 steps, rates 0.05/0.01": (400, {"coarse": ()}),
-    "800 steps, rates 0.03/0.003": (800, {"lr": 0.03, "lr_net": 0.003, "coarse": ()}),
-    "800 steps, rates 0.05/0.01": (800, {"coarse": ()}),
-    "+ 1/2 res 30%": (800, {"coarse": ((1, 0.3),)}),
-    "+ 1/4 res 10%, 1/2 res 25%": (800, {"coarse": ((2, 0.1), (1, 0.25))}),
-    "+ 1/8 5%, 1/4 10%, 1/2 25%": (800, {"coarse": ((3, 0.05), (2, 0.1), (1, 0.25))}),
-    "+ 1/4 res 20%, 1/2 res 30% (fast)": (800, {"coarse": ((2, 0.2), (1, 0.3))}),
-    "+ 1/8 10%, 1/4 20%, 1/2 30%": (800, {"coarse": ((3, 0.1), (2, 0.2), (1, 0.3))}),
-    "+ 1/4 res 30%, 1/2 res 40%": (800, {"coarse": ((2, 0.3), (1, 0.4))}),
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One fit recipe: the step count, overrides of the fast preset, and encoder-module patches."""
+
+    iterations: int = 800
+    preset: dict[str, Any] = field(default_factory=dict)
+    patches: dict[str, Any] = field(default_factory=dict)
+
+
+#: name -> variant; the first is the reference.
+VARIANTS: dict[str, Variant] = {
+    "400 steps, rates 0.03/0.003": Variant(400, {"lr": 0.03, "lr_net": 0.003, "coarse": ()}),
+    "400 steps, rates 0.03/0.01": Variant(400, {"lr": 0.03, "lr_net": 0.01, "coarse": ()}),
+    "400 steps, rates 0.05/0.003": Variant(400, {"lr": 0.05, "lr_net": 0.003, "coarse": ()}),
+    "400 steps, rates 0.05/0.01": Variant(400, {"coarse": ()}),
+    "800 steps, rates 0.03/0.003": Variant(800, {"lr": 0.03, "lr_net": 0.003, "coarse": ()}),
+    "800 steps, rates 0.05/0.01": Variant(800, {"coarse": ()}),
+    "+ 1/2 res 30%": Variant(800, {"coarse": ((1, 0.3),)}),
+    "+ 1/4 res 10%, 1/2 res 25%": Variant(800, {"coarse": ((2, 0.1), (1, 0.25))}),
+    "+ 1/8 5%, 1/4 10%, 1/2 25%": Variant(800, {"coarse": ((3, 0.05), (2, 0.1), (1, 0.25))}),
+    "+ 1/4 res 20%, 1/2 res 30% (fast)": Variant(800, {"coarse": ((2, 0.2), (1, 0.3))}),
+    "+ 1/8 10%, 1/4 20%, 1/2 30%": Variant(800, {"coarse": ((3, 0.1), (2, 0.2), (1, 0.3))}),
+    "+ 1/4 res 30%, 1/2 res 40%": Variant(800, {"coarse": ((2, 0.3), (1, 0.4))}),
 }
 
 
-def crops() -> list[tuple[str, np.ndarray]]:
-    """(name, 512x384 RGB centre crop) of the first three CLIC validation photos."""
+def _no_priming(model: Any, level: int, gen: Any) -> Any:
+    """The coarse stages price nothing of the next grid (the code before session 20)."""
+    import torch
+
+    return torch.zeros(())
+
+
+def _grid_weighted_priming(model: Any, level: int, gen: Any) -> Any:
+    """The patch's bits scaled up to the whole next grid (tried and dropped in session 20)."""
+    from recodec.codecs.overfit import encoder
+
+    grid = model.latents[level]
+    patch = grid[..., :encoder.PRIME_SIDE, :encoder.PRIME_SIDE]
+    return _ORIGINALS["_prime_bits"](model, level, gen) * (grid.numel() / patch.numel())
+
+
+PRIMING: dict[str, Variant] = {
+    "64x64 patch of the next grid (fast)": Variant(),
+    "no priming": Variant(patches={"_prime_bits": _no_priming}),
+    "patch weighted as the whole grid": Variant(patches={"_prime_bits": _grid_weighted_priming}),
+}
+GAIN: dict[str, Variant] = {
+    "gain capped at 2 (fast)": Variant(),
+    "no cap": Variant(patches={"GAIN_CAP": math.inf}),
+    "gain capped at 4": Variant(patches={"GAIN_CAP": 4.0}),
+    "no gain": Variant(patches={"GAIN_CAP": 1.0}),
+}
+#: study -> (images, lambdas, variants, default log)
+STUDIES: dict[str, tuple[Callable[[], list[tuple[str, np.ndarray]]], tuple[float, ...], dict[str, Variant], str]] = {}
+
+
+def crops(height: int = 384, width: int = 512) -> list[tuple[str, np.ndarray]]:
+    """(name, RGB centre crop) of the first three CLIC validation photos."""
     from PIL import Image
 
     out = []
     for path in sorted(DATA.glob("*.png"))[:3]:
         with Image.open(path) as im:
             rgb = np.asarray(im.convert("RGB"))
-        h, w = rgb.shape[0] // 2, rgb.shape[1] // 2
-        out.append((path.name[:8], np.ascontiguousarray(rgb[h - 192:h + 192, w - 256:w + 256])))
+        top, left = (rgb.shape[0] - height) // 2, (rgb.shape[1] - width) // 2
+        out.append((path.name[:8], np.ascontiguousarray(rgb[top:top + height, left:left + width])))
     return out
 
 
+def scenes(size: int = 256) -> list[tuple[str, np.ndarray]]:
+    """(name, uint16 (size, size, 1) centre crop) of the training scenes l8_cloudy_B5 and l8_cloudy_B7."""
+    import tifffile
+
+    out = []
+    for name in ("l8_cloudy_B5", "l8_cloudy_B7"):
+        arr = tifffile.imread(SHARED / "satellite-train" / f"{name}.tif")
+        top, left = (arr.shape[0] - size) // 2, (arr.shape[1] - size) // 2
+        out.append((name, np.ascontiguousarray(arr[top:top + size, left:left + size, None])))
+    return out
+
+
+STUDIES.update({
+    "schedule": (crops, LMBDAS, VARIANTS, "docs/results/overfitted_schedule.jsonl"),
+    "priming": (lambda: crops(384, 384), LMBDAS, PRIMING, "docs/results/overfitted_priming.jsonl"),
+    "gain": (scenes, (0.3, 2.0, 12.0), GAIN, "docs/results/overfitted_gain.jsonl"),
+})
+#: Encoder attributes as they were before a variant's patches (the grid-weighted priming calls the real one).
+_ORIGINALS: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def patched(variant: Variant) -> Iterator[None]:
+    """The encoder module with the variant's preset overrides and patches, restored afterwards."""
+    from dataclasses import replace
+
+    from recodec.codecs.overfit import encoder
+
+    default = encoder.PRESETS["fast"]
+    _ORIGINALS.update({name: getattr(encoder, name) for name in variant.patches})
+    encoder.PRESETS["fast"] = replace(default, **variant.preset)
+    for name, value in variant.patches.items():
+        setattr(encoder, name, value)
+    try:
+        yield
+    finally:
+        encoder.PRESETS["fast"] = default
+        for name in variant.patches:
+            setattr(encoder, name, _ORIGINALS[name])
+
+
 def _score(img: np.ndarray, data: bytes, out: np.ndarray, lmbda: float) -> dict[str, float]:
+    """bpp, PSNR and the RD loss, with the pipeline's peak (255, or a 16-bit scene's data range)."""
+    from recodec.metrics import resolve_peak
+
+    if out.shape != img.shape:  # (H, W) against (H, W, 1) would broadcast into nonsense
+        raise ValueError(f"decoded shape {out.shape} is not the image's {img.shape}")
+    peak, _ = resolve_peak(img)
     mse = float(((out.astype(np.float64) - img) ** 2).mean())
     bpp = 8 * len(data) / (img.shape[0] * img.shape[1])
-    return {"bpp": bpp, "psnr": 10 * np.log10(255**2 / mse), "loss": lmbda * mse + bpp}
+    return {"bpp": bpp, "psnr": 10 * np.log10(peak**2 / mse), "loss": lmbda * 255**2 * mse / peak**2 + bpp}
 
 
-def jpeg_loss(img: np.ndarray, lmbda: float) -> float:
-    """The smallest RD loss of libjpeg-turbo 4:2:0 over qualities 5..99 at ``lmbda``."""
+def jpeg_loss(img: np.ndarray, lmbda: float) -> float | None:
+    """The smallest RD loss of libjpeg-turbo 4:2:0 over qualities 5..99 at ``lmbda`` (8-bit RGB only)."""
     from recodec.codecs import get_codec
 
+    if img.dtype != np.uint8:
+        return None
     jpeg = get_codec("jpeg")
     best = float("inf")
     for q in range(5, 100, 2):
@@ -73,32 +179,31 @@ def jpeg_loss(img: np.ndarray, lmbda: float) -> float:
     return best
 
 
-def run(args: argparse.Namespace) -> None:
-    """Fit every (variant, crop, lambda) not yet in the log."""
-    from dataclasses import replace
+def _log(args: argparse.Namespace) -> Path:
+    return Path(args.log or STUDIES[args.study][3])
 
+
+def run(args: argparse.Namespace) -> None:
+    """Fit every (variant, image, lambda) of the study not yet in its log."""
     import torch
 
     from recodec.codecs import get_codec
-    from recodec.codecs.overfit import encoder
 
     torch.set_num_threads(1)
-    log = Path(args.log)
+    images, lmbdas, variants, _ = STUDIES[args.study]
+    log = _log(args)
     done = {(r["variant"], r["image"], r["lmbda"]) for r in map(json.loads, log.open())} if log.exists() else set()
-    default, codec = encoder.PRESETS["fast"], get_codec("overfit")
-    for name, img in crops():
-        for lmbda in LMBDAS:
-            for variant, (steps, overrides) in VARIANTS.items():
-                if (variant, name, lmbda) in done:
+    codec = get_codec("overfit")
+    for name, img in images():
+        for lmbda in lmbdas:
+            for label, variant in variants.items():
+                if (label, name, lmbda) in done:
                     continue
-                encoder.PRESETS["fast"] = replace(default, **overrides)
-                try:
+                with patched(variant):
                     t0 = time.perf_counter()
-                    data = codec.encode(img, lmbda=lmbda, iterations=steps)
+                    data = codec.encode(img, lmbda=lmbda, iterations=variant.iterations)
                     seconds = time.perf_counter() - t0
-                finally:
-                    encoder.PRESETS["fast"] = default
-                row = {"variant": variant, "image": name, "lmbda": lmbda, "encode_s": seconds,
+                row = {"study": args.study, "variant": label, "image": name, "lmbda": lmbda, "encode_s": seconds,
                        **_score(img, data, codec.decode(data), lmbda), "jpeg_loss": jpeg_loss(img, lmbda)}
                 with log.open("a") as fh:
                     fh.write(json.dumps(row) + "\n")
@@ -106,24 +211,29 @@ def run(args: argparse.Namespace) -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    """One Markdown row per variant: mean RD loss against the reference variant and against JPEG."""
-    rows = [json.loads(line) for line in Path(args.log).open()]
-    ref = {(r["image"], r["lmbda"]): r["loss"] for r in rows if r["variant"] == next(iter(VARIANTS))}
-    print("| variant | fits | RD loss vs first row | RD loss vs best JPEG | encode s (512x384) |\n|---|---|---|---|---|")
-    for variant in VARIANTS:
+    """One Markdown row per variant: mean RD loss against the study's first variant and against JPEG."""
+    variants = STUDIES[args.study][2]
+    rows = [json.loads(line) for line in _log(args).open()]
+    ref = {(r["image"], r["lmbda"]): r["loss"] for r in rows if r["variant"] == next(iter(variants))}
+    print("| variant | fits | RD loss vs first row | worst fit | RD loss vs best JPEG | encode s |\n"
+          "|---|---|---|---|---|---|")
+    for variant in variants:
         rs = [r for r in rows if r["variant"] == variant and (r["image"], r["lmbda"]) in ref]
         if rs:
-            vs_ref = np.mean([r["loss"] / ref[(r["image"], r["lmbda"])] - 1 for r in rs])
-            vs_jpeg = np.mean([r["loss"] / r["jpeg_loss"] - 1 for r in rs])
+            vs_ref = [r["loss"] / ref[(r["image"], r["lmbda"])] - 1 for r in rs]
+            jpeg = [r["loss"] / r["jpeg_loss"] - 1 for r in rs if r.get("jpeg_loss")]
+            vs_jpeg = f"{100 * np.mean(jpeg):+.1f} %" if jpeg else "-"
             secs = np.mean([r["encode_s"] for r in rs])
-            print(f"| {variant} | {len(rs)} | {100 * vs_ref:+.1f} % | {100 * vs_jpeg:+.1f} % | {secs:.0f} |")
+            print(f"| {variant} | {len(rs)} | {100 * np.mean(vs_ref):+.1f} % | {100 * max(vs_ref):+.1f} % "
+                  f"| {vs_jpeg} | {secs:.0f} |")
 
 
 def main() -> None:
-    """Command line: ``run`` (resumable) or ``report``."""
+    """Command line: ``run`` (resumable) or ``report``, for one study."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("run", "report"))
-    parser.add_argument("--log", default="docs/results/overfitted_schedule.jsonl")
+    parser.add_argument("--study", choices=tuple(STUDIES), default="schedule")
+    parser.add_argument("--log", help="JSONL file of the rows (default: the study's file in docs/results/)")
     args = parser.parse_args()
     run(args) if args.command == "run" else report(args)
 

@@ -367,7 +367,7 @@ def train_rnn(data: str, out_dir: str, config: TrainConfig, given: tuple[str, ..
         raise ValueError(f"no training images under {data}")
     rnn = RnnTrainConfig(steps=config.steps, batch_size=config.batch_size, crop=config.crop,
                          lr=config.lr, seed=config.seed, threads=config.threads,
-                         max_seconds=config.max_seconds, **config.extra)
+                         max_seconds=config.max_seconds, precision=config.precision, **config.extra)
     heldout = [load_rgb(u) for u in list_images(data, split="heldout")[:8]]
     summary = train([load_rgb(u) for u in urls], heldout, out_dir, rnn, given=tuple(given) + tuple(config.extra),
                     resume=resume)

@@ -16,6 +16,12 @@ def loss_line(cfg: dict[str, Any]) -> str:
     return line
 
 
+def _precision(summary: dict[str, Any]) -> str:
+    """The autocast the run used (cards of runs before "precision" existed read the old bf16 flag)."""
+    cfg = summary["config"]
+    return str(summary.get("precision") or ("bf16" if cfg.get("bf16", True) else "fp32"))
+
+
 def write_card(path: str, *, summary: dict[str, Any], export: dict[str, Any], rd_points: list[dict[str, float]],
                eval_images: list[str], data: str, notes: str = "") -> str:
     """Write the card: architecture, training run (steps, pixels, wall time, device), RD points."""
@@ -30,7 +36,7 @@ def write_card(path: str, *, summary: dict[str, Any], export: dict[str, Any], rd
         f"- training data: `{data}` ({summary.get('images', '?')} images; held-out split excluded)",
         f"- steps: {summary['steps']}, batch {cfg['batch_size']} x {cfg['crop']}^2 "
         f"crops, {pixels / 1e6:.0f} M pixels seen, Adam lr {cfg['lr']} (halved every {cfg['lr_halving']} steps), "
-        f"truncated BPTT every {cfg['tbptt']} iterations, bf16 autocast {cfg['bf16']}, "
+        f"truncated BPTT every {cfg['tbptt']} iterations, autocast {_precision(summary)}, "
         f"channels_last {cfg['channels_last']}, seed {cfg['seed']}",
         f"- wall time: {float(summary['seconds']) / 3600:.2f} h on {summary['device']} "
         f"({summary.get('device_note', 'one thread, niced, on a 2-core box shared with 7 other jobs')})",

@@ -32,6 +32,7 @@ import torch
 
 from recodec.codecs.crops import random_crops
 from recodec.codecs.rnn.models import Arch, RecurrentCodec, binarize
+from recodec.precision import resolve_precision
 
 
 @dataclass
@@ -53,7 +54,9 @@ class RnnTrainConfig:
     checkpoint_seconds: float = 180.0
     eval_every: int = 250
     log_every: int = 50
-    bf16: bool = True
+    #: Autocast precision: "auto" (bf16 on GPUs and on CPUs that compute it natively, else fp32),
+    #: "bf16" or "fp32" (:func:`recodec.precision.resolve_precision`).
+    precision: str = "auto"
     channels_last: bool = True
     threads: int | None = None
     #: Wall-clock budget of this run (checkpoint and stop after it); None: until ``steps``.
@@ -156,14 +159,15 @@ def _optimiser_step(model: RecurrentCodec, opt: torch.optim.Optimizer, images: l
     if config.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     opt.zero_grad(set_to_none=True)
-    losses = tbptt_step(model, x, config.tbptt, config.bf16, config.ms_ssim_weight)
+    bf16 = resolve_precision(config.precision, device) == "bf16"
+    losses = tbptt_step(model, x, config.tbptt, bf16, config.ms_ssim_weight)
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
     return losses
 
 
 #: Settings of one run, never taken from a resumed checkpoint's recipe.
-RUNTIME_FIELDS = ("threads", "max_seconds", "checkpoint_seconds", "log_every", "eval_every", "bf16",
+RUNTIME_FIELDS = ("threads", "max_seconds", "checkpoint_seconds", "log_every", "eval_every", "precision",
                   "channels_last")
 
 
@@ -257,5 +261,6 @@ def train(images: list[np.ndarray], heldout: list[np.ndarray], out_dir: str,
     log.close()
     reason = "signal" if stop["flag"] else "done" if step >= config.steps else "time budget"
     return {"checkpoint": str(ckpt), "best": str(best_path), "steps": step, "device": device,
+            "precision": resolve_precision(config.precision, device),
             "seconds": round(time.time() - t_start, 1), "config": asdict(config),
             "stopped": reason, "interrupted": reason == "signal"}

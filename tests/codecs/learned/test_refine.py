@@ -50,6 +50,29 @@ def test_refinement_with_ragged_tiles_and_gray(hyperprior, photo: np.ndarray) ->
     assert hyperprior.decode(hyperprior.encode(gray, quality=4, refine=25)).shape == (70, 90, 1)
 
 
+def test_refinement_autocasts_to_bf16_only_where_the_cpu_has_it(hyperprior, photo: np.ndarray,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Emulated bf16 (AVX2-only CPUs) made refinement about 10x slower than float32."""
+    import torch
+
+    from recodec.codecs.learned import refine
+
+    seen: list[bool] = []
+    real = torch.autocast
+
+    def spy(*args, **kwargs):
+        if kwargs.get("dtype") is torch.bfloat16:
+            seen.append(kwargs.get("enabled", True))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "autocast", spy)
+    for native in (False, True):
+        monkeypatch.setattr(refine, "native_bf16", lambda native=native: native)
+        hyperprior.encode(photo[:64, :64], quality=4, refine=25)
+        assert seen and set(seen) == {native}
+        seen.clear()
+
+
 def test_refine_accepts_only_listed_iteration_counts(hyperprior, photo: np.ndarray) -> None:
     with pytest.raises(ConfigError, match="refine"):
         hyperprior.encode(photo, quality=4, refine=7)

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from recodec.codecs.rnn.training import RnnTrainConfig, train
@@ -107,3 +108,26 @@ def test_train_rnn_summary_names_the_rnn_model(tmp_path: Path) -> None:
     summary = train_rnn(str(data), str(tmp_path / "out"),
                         TrainConfig(steps=1, batch_size=1, crop=32, threads=1, extra={"iterations": 2, "bits": 4, "hid": 8}))
     assert summary["steps"] == 1 and summary["config"]["model"] == "rnn"
+
+
+def test_precision_auto_resolves_per_machine_and_the_card_says_which(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Emulated bf16 (AVX2-only CPUs) is several times slower: ``auto`` trains in fp32 there."""
+    from recodec import precision
+    from recodec.codecs.rnn import training as R
+    from recodec.codecs.rnn.card import _precision
+
+    if torch.cuda.is_available():
+        pytest.skip("auto is bf16 on a GPU whatever the CPU")
+    autocasts: list[bool] = []
+    real = R.tbptt_step
+    monkeypatch.setattr(R, "tbptt_step", lambda model, x, tbptt, autocast, w: autocasts.append(autocast)
+                        or real(model, x, tbptt, autocast, w))
+    images = [np.random.default_rng(3).integers(0, 256, (48, 56, 3), dtype=np.uint8)]
+    for native, expected in ((False, "fp32"), (True, "bf16")):
+        monkeypatch.setattr(precision, "native_bf16", lambda native=native: native)
+        out = train(images, images, str(tmp_path / expected), _config(1))
+        assert out["precision"] == expected and out["config"]["precision"] == "auto"
+        assert autocasts and all(a is (expected == "bf16") for a in autocasts)
+        autocasts.clear()
+        assert _precision(out) == expected
+    assert _precision({"config": {"bf16": False}}) == "fp32"  # the summary of a run before this field
