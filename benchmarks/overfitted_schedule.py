@@ -8,8 +8,9 @@ variant, and for photos against the best libjpeg-turbo 4:2:0 quality at the same
 
 * ``schedule``: step count, learning rates, coarse-to-fine start; 512x384 centre crops of the
   first three CLIC 2025 validation photos, lambda 0.002 and 0.01.
-* ``priming``: the coarse stages pricing a 64x64 patch of the next grid's zeros
-  (``encoder._prime_bits``), none, or weighted as the whole grid; 384x384 crops, same photos.
+* ``priming``: the coarse stages pricing the next grid's zeros through a 64x64 patch weighted as
+  the whole grid (``encoder._prime_bits``), the patch counted once, or not at all; 384x384 crops,
+  same photos.
 * ``gain``: the cap on the latents' learning-rate multiplier (``encoder.GAIN_CAP``) on 256x256
   centre crops of the training scenes ``l8_cloudy_B5`` and ``l8_cloudy_B7``, lambda 0.3, 2 and
   12 (at 0.05 and below every variant is the same fit).
@@ -75,24 +76,15 @@ def _no_priming(model: Any, level: int, gen: Any) -> Any:
     return torch.zeros(())
 
 
-def _grid_weighted_priming(model: Any, level: int, gen: Any) -> Any:
-    """The patch's bits scaled up to the whole next grid (tried and dropped in session 20)."""
-    from recodec.codecs.overfit import encoder
-
-    grid = model.latents[level]
-    patch = grid[..., :encoder.PRIME_SIDE, :encoder.PRIME_SIDE]
-    return _ORIGINALS["_prime_bits"](model, level, gen) * (grid.numel() / patch.numel())
-
-
 PRIMING: dict[str, Variant] = {
-    "64x64 patch of the next grid (fast)": Variant(),
+    "patch weighted as the whole grid (fast)": Variant(),
+    "64x64 patch counted once (session 20)": Variant(patches={"PRIME_AS_GRID": False}),
     "no priming": Variant(patches={"_prime_bits": _no_priming}),
-    "patch weighted as the whole grid": Variant(patches={"_prime_bits": _grid_weighted_priming}),
 }
 GAIN: dict[str, Variant] = {
-    "gain capped at 2 (fast)": Variant(),
+    "gain capped at 4 (fast)": Variant(),
+    "gain capped at 2 (session 20)": Variant(patches={"GAIN_CAP": 2.0}),
     "no cap": Variant(patches={"GAIN_CAP": math.inf}),
-    "gain capped at 4": Variant(patches={"GAIN_CAP": 4.0}),
     "no gain": Variant(patches={"GAIN_CAP": 1.0}),
 }
 #: study -> (images, lambdas, variants, default log)
@@ -129,8 +121,6 @@ STUDIES.update({
     "priming": (lambda: crops(384, 384), LMBDAS, PRIMING, "docs/results/overfitted_priming.jsonl"),
     "gain": (scenes, (0.3, 2.0, 12.0), GAIN, "docs/results/overfitted_gain.jsonl"),
 })
-#: Encoder attributes as they were before a variant's patches (the grid-weighted priming calls the real one).
-_ORIGINALS: dict[str, Any] = {}
 
 
 @contextlib.contextmanager
@@ -141,7 +131,7 @@ def patched(variant: Variant) -> Iterator[None]:
     from recodec.codecs.overfit import encoder
 
     default = encoder.PRESETS["fast"]
-    _ORIGINALS.update({name: getattr(encoder, name) for name in variant.patches})
+    saved = {name: getattr(encoder, name) for name in variant.patches}
     encoder.PRESETS["fast"] = replace(default, **variant.preset)
     for name, value in variant.patches.items():
         setattr(encoder, name, value)
@@ -149,8 +139,8 @@ def patched(variant: Variant) -> Iterator[None]:
         yield
     finally:
         encoder.PRESETS["fast"] = default
-        for name in variant.patches:
-            setattr(encoder, name, _ORIGINALS[name])
+        for name, value in saved.items():
+            setattr(encoder, name, value)
 
 
 def _score(img: np.ndarray, data: bytes, out: np.ndarray, lmbda: float) -> dict[str, float]:

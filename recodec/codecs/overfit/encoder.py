@@ -56,9 +56,10 @@ class Preset:
 
 #: Above this lambda the latents' learning rate grows as sqrt(lmbda / GAIN_KNEE), up to GAIN_CAP.
 GAIN_KNEE = 0.05
-#: Largest latent learning-rate multiplier: beyond about 2 the high-lambda fits overshoot (16-bit
-#: training scenes: uncapped +29/+36 % BD-rate against J2K/JXL, capped at 4 +20/+31, at 2 +20/+29).
-GAIN_CAP = 2.0
+#: Largest latent learning-rate multiplier: uncapped, the high-lambda fits overshoot (16-bit training
+#: scenes, ``benchmarks/overfitted_schedule.py --study gain``: RD loss against a cap of 2, uncapped
+#: -5.8 % on average but +13.8 % on one fit, a cap of 4 -12.2 % and at worst +0.9 %).
+GAIN_CAP = 4.0
 
 
 #: glibc ``mallopt`` parameters: the size above which blocks are mmap-ed, and the free heap top kept.
@@ -187,22 +188,26 @@ def _train(model: OverfitModel, p: Problem, preset: Preset, iterations: int, dev
 
 #: Side of the corner patch of the next grid that :func:`_prime_bits` prices.
 PRIME_SIDE = 64
+#: Whether the patch's bits count as the whole grid's (scaled by the grid's size over the patch's).
+PRIME_AS_GRID = True
 
 
 def _prime_bits(model: OverfitModel, level: int, gen: torch.Generator) -> torch.Tensor:
-    """Bits the context model gives a corner patch of grid ``level`` (not yet in the fit: zeros) under the noise proxy.
+    """Bits the context model gives grid ``level`` (not yet in the fit: zeros) under the noise proxy.
 
     Counted while the fit runs at a coarser resolution, so that the context model already prices
     the next grid's zeros when it joins.  Without it the shared context model first priced them
     like the busy coarse grids (1-2 bits each), moving them was then nearly free, and one
     768x512 photo's finest grid filled with +-1 values (1.4 bpp instead of 0.2 at the same PSNR).
-    The patch's 4,096 latents are a few per cent of what the context model sees at 1/2
-    resolution; weighted as the whole grid, the zeros dominated its loss and the fits of
-    healthy training crops ended 1-14 % worse.
+    A 64x64 corner patch stands for the grid, its bits scaled to the grid's size: counted once
+    (session 20) the patch was too weak a lesson, and a float32 fit of a training crop still
+    collapsed (0.93 bpp against 0.19); ``benchmarks/overfitted_schedule.py --study priming``.
     """
-    patch = model.latents[level].detach()[..., :PRIME_SIDE, :PRIME_SIDE]
+    grid = model.latents[level].detach()
+    patch = grid[..., :PRIME_SIDE, :PRIME_SIDE]
     u = patch + torch.rand(patch.shape, generator=gen, device=gen.device) - 0.5
-    return laplace_bits(u.reshape(-1), *model.arm(contexts(u))).sum()
+    bits = laplace_bits(u.reshape(-1), *model.arm(contexts(u))).sum()
+    return bits * (grid.numel() / patch.numel()) if PRIME_AS_GRID else bits
 
 
 def _step(model: OverfitModel, opt: torch.optim.Optimizer, p: Problem, mode: str, gen: torch.Generator,

@@ -124,7 +124,7 @@ def test_freed_activations_are_reused_not_faulted_in_again() -> None:
     assert kept * 5 < faults("default")
 
 
-@pytest.mark.parametrize(("lmbda", "gain"), [(0.0008, 1.0), (0.05, 1.0), (0.1, 2**0.5), (0.2, 2.0), (12.0, 2.0)])
+@pytest.mark.parametrize(("lmbda", "gain"), [(0.0008, 1.0), (0.05, 1.0), (0.1, 2**0.5), (0.2, 2.0), (0.8, 4.0), (12.0, 4.0)])
 def test_latent_gain_grows_above_the_knee_and_is_capped(lmbda: float, gain: float) -> None:
     assert E.latent_gain(lmbda) == pytest.approx(gain)
 

@@ -25,14 +25,14 @@ def test_a_variant_patches_the_encoder_only_while_it_runs() -> None:
     assert encoder.PRESETS["fast"] is fast and encoder._prime_bits is prime and encoder.GAIN_CAP == cap
 
 
-def test_priming_variants_scale_the_real_patch_bits() -> None:
+def test_priming_variants_scale_the_patch_bits() -> None:
     torch.manual_seed(0)
     model = OverfitModel(encoder.PRESETS["fast"].arch(3, 200, 300), 200, 300)
     with torch.no_grad():
         real = float(encoder._prime_bits(model, 0, torch.Generator().manual_seed(1)))
-    with S.patched(S.PRIMING["patch weighted as the whole grid"]), torch.no_grad():
-        weighted = float(encoder._prime_bits(model, 0, torch.Generator().manual_seed(1)))
-    assert weighted == pytest.approx(real * 200 * 300 / 64**2, rel=1e-5)
+    with S.patched(S.PRIMING["64x64 patch counted once (session 20)"]), torch.no_grad():
+        once = float(encoder._prime_bits(model, 0, torch.Generator().manual_seed(1)))
+    assert real == pytest.approx(once * 200 * 300 / 64**2, rel=1e-5)  # the default stands for the whole grid
     assert float(S._no_priming(model, 0, None)) == 0.0
     assert list(S.STUDIES) == ["schedule", "priming", "gain"]
     assert all(next(iter(S.STUDIES[k][2])).endswith("(fast)") for k in ("priming", "gain"))  # reference: the preset
