@@ -100,7 +100,14 @@ def test_deploy_and_trigger_a_scheduled_run(prefect_server: tuple[str, dict[str,
     worker = subprocess.Popen([*PREFECT, "worker", "start", "--pool", "recodec-test", "--type", "process"],
                               env=env, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        run = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=10).json()
+        # A loaded two-worker test run can make the API answer with an error once (SQLite busy): retry.
+        for _ in range(5):
+            resp = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=30)
+            run = resp.json()
+            if "id" in run:
+                break
+            time.sleep(2)
+        assert "id" in run, (resp.status_code, run)
         deadline = time.monotonic() + 420
         state = None
         while time.monotonic() < deadline:

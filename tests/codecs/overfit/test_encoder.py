@@ -111,7 +111,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def test_freed_activations_are_reused_not_faulted_in_again() -> None:
-    pytest.importorskip("resource")
+    resource = pytest.importorskip("resource")
 
     def faults(mode: str) -> int:  # a fresh process each: the allocator's state is process-wide
         out = subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True)
@@ -120,8 +120,11 @@ def test_freed_activations_are_reused_not_faulted_in_again() -> None:
     kept = faults("keep")
     if kept < 0:
         pytest.skip("no glibc mallopt here")
-    # 0 in most processes, 12,288 in some (address-space layout), against about 163,500 by default
-    assert kept * 5 < faults("default")
+    # 0 in most processes, 8,192-12,288 in some (address-space layout).  glibc's default faults in
+    # about 163,500 pages here (every 16 MiB block afresh), but its dynamic mmap threshold sometimes
+    # adapts on its own (8,192 in one run), so the bar is the pages the ten steps touch, not the default.
+    touched = 10 * 4 * (16 << 20) // resource.getpagesize()
+    assert kept * 5 < touched
 
 
 @pytest.mark.parametrize(("lmbda", "gain"), [(0.0008, 1.0), (0.05, 1.0), (0.1, 2**0.5), (0.2, 2.0), (0.8, 4.0), (12.0, 4.0)])
