@@ -11,11 +11,15 @@ variant, and for photos against the best libjpeg-turbo 4:2:0 quality at the same
 * ``priming``: the coarse stages pricing the next grid's zeros through a 64x64 patch weighted as
   the whole grid (``encoder._prime_bits``), the patch counted once, or not at all; 384x384 crops,
   same photos.
+* ``arch``: smaller networks (context model, synthesis MLP, residual convolutions), whose
+  parameters the stream carries (hundreds of bytes, a quarter of a low-rate photo stream);
+  the priming study's crops and lambdas.
 * ``gain``: the cap on the latents' learning-rate multiplier (``encoder.GAIN_CAP``) on 256x256
   centre crops of the training scenes ``l8_cloudy_B5`` and ``l8_cloudy_B7``, lambda 0.3, 2 and
   12 (at 0.05 and below every variant is the same fit).
 
-Rows append to a JSONL file per study and are skipped when present, so a run resumes::
+Rows append to a JSONL file per study and are skipped when present, so a run resumes; ``--part K/N``
+splits the fits between processes (one per core)::
 
     nohup nice -n 5 env OMP_NUM_THREADS=1 python benchmarks/overfitted_schedule.py run --study gain &
     python benchmarks/overfitted_schedule.py report --study gain
@@ -87,6 +91,13 @@ GAIN: dict[str, Variant] = {
     "no cap": Variant(patches={"GAIN_CAP": math.inf}),
     "no gain": Variant(patches={"GAIN_CAP": 1.0}),
 }
+ARCH: dict[str, Variant] = {
+    "MLP 7-16-S, 2 convs, context 12-12-12-2 (fast)": Variant(),
+    "context model 12-8-8-2": Variant(preset={"arm_hidden": 8}),
+    "MLP 7-12-S": Variant(preset={"hidden": (12,)}),
+    "1 residual conv": Variant(preset={"convs": 1}),
+    "MLP 7-12-S, 1 conv, context 12-8-8-2": Variant(preset={"hidden": (12,), "convs": 1, "arm_hidden": 8}),
+}
 #: study -> (images, lambdas, variants, default log)
 STUDIES: dict[str, tuple[Callable[[], list[tuple[str, np.ndarray]]], tuple[float, ...], dict[str, Variant], str]] = {}
 
@@ -120,6 +131,7 @@ STUDIES.update({
     "schedule": (crops, LMBDAS, VARIANTS, "docs/results/overfitted_schedule.jsonl"),
     "priming": (lambda: crops(384, 384), LMBDAS, PRIMING, "docs/results/overfitted_priming.jsonl"),
     "gain": (scenes, (0.3, 2.0, 12.0), GAIN, "docs/results/overfitted_gain.jsonl"),
+    "arch": (lambda: crops(384, 384), LMBDAS, ARCH, "docs/results/overfitted_arch.jsonl"),
 })
 
 
@@ -173,6 +185,17 @@ def _log(args: argparse.Namespace) -> Path:
     return Path(args.log or STUDIES[args.study][3])
 
 
+def jobs(study: str, part: str = "1/1") -> list[tuple[str, np.ndarray, float, str, Variant]]:
+    """(image name, image, lambda, variant label, variant) of one study; ``part`` "K/N" keeps every N-th from the K-th."""
+    images, lmbdas, variants, _ = STUDIES[study]
+    k, n = map(int, part.split("/"))
+    if not 1 <= k <= n:
+        raise ValueError(f"--part {part}: K must be in 1..N")
+    every = [(name, img, lmbda, label, variant) for name, img in images() for lmbda in lmbdas
+             for label, variant in variants.items()]
+    return every[k - 1::n]
+
+
 def run(args: argparse.Namespace) -> None:
     """Fit every (variant, image, lambda) of the study not yet in its log."""
     import torch
@@ -180,24 +203,21 @@ def run(args: argparse.Namespace) -> None:
     from recodec.codecs import get_codec
 
     torch.set_num_threads(1)
-    images, lmbdas, variants, _ = STUDIES[args.study]
     log = _log(args)
     done = {(r["variant"], r["image"], r["lmbda"]) for r in map(json.loads, log.open())} if log.exists() else set()
     codec = get_codec("overfit")
-    for name, img in images():
-        for lmbda in lmbdas:
-            for label, variant in variants.items():
-                if (label, name, lmbda) in done:
-                    continue
-                with patched(variant):
-                    t0 = time.perf_counter()
-                    data = codec.encode(img, lmbda=lmbda, iterations=variant.iterations)
-                    seconds = time.perf_counter() - t0
-                row = {"study": args.study, "variant": label, "image": name, "lmbda": lmbda, "encode_s": seconds,
-                       **_score(img, data, codec.decode(data), lmbda), "jpeg_loss": jpeg_loss(img, lmbda)}
-                with log.open("a") as fh:
-                    fh.write(json.dumps(row) + "\n")
-                print(json.dumps(row), flush=True)
+    for name, img, lmbda, label, variant in jobs(args.study, args.part):
+        if (label, name, lmbda) in done:
+            continue
+        with patched(variant):
+            t0 = time.perf_counter()
+            data = codec.encode(img, lmbda=lmbda, iterations=variant.iterations)
+            seconds = time.perf_counter() - t0
+        row = {"study": args.study, "variant": label, "image": name, "lmbda": lmbda, "encode_s": seconds,
+               **_score(img, data, codec.decode(data), lmbda), "jpeg_loss": jpeg_loss(img, lmbda)}
+        with log.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
 
 
 def report(args: argparse.Namespace) -> None:
@@ -224,6 +244,7 @@ def main() -> None:
     parser.add_argument("command", choices=("run", "report"))
     parser.add_argument("--study", choices=tuple(STUDIES), default="schedule")
     parser.add_argument("--log", help="JSONL file of the rows (default: the study's file in docs/results/)")
+    parser.add_argument("--part", default="1/1", help="K/N: run every N-th fit from the K-th (one process per core)")
     args = parser.parse_args()
     run(args) if args.command == "run" else report(args)
 

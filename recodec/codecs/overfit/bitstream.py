@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recodec.codecs.overfit.exact import QLayer, QNet, check_layer, layer_shapes
+from recodec.codecs.overfit.exact import QLayer, QNet, check_layer, layer_shapes, split_layers
 from recodec.codecs.overfit.network import Arch
 from recodec.errors import DecodeError, ImageTooLargeError
 from recodec.formats.magic import OVERFIT_MAGIC
@@ -111,16 +111,28 @@ def _best_k(values: np.ndarray) -> int:
     return int(np.argmin(costs))
 
 
+def _write_layer(out: BitWriter, layer: QLayer) -> None:
+    """One layer: wf, then weights and biases, each with its own exp-Golomb order."""
+    out.signed(layer.wf, 2)
+    for values in (layer.weight.ravel(), layer.bias.ravel()):
+        k = _best_k(values)
+        out.write(k, 5)
+        for v in values.tolist():
+            out.signed(int(v), k)
+
+
+def layer_bits(layer: QLayer) -> int:
+    """Bits that one layer takes in the parameter block."""
+    out = BitWriter()
+    _write_layer(out, layer)
+    return out.count
+
+
 def write_params(net: QNet) -> bytes:
-    """Serialise every quantised layer: wf, then weights and biases with their own orders."""
+    """Serialise every quantised layer, in stream order."""
     out = BitWriter()
     for layer in net.layers():
-        out.signed(layer.wf, 2)
-        for values in (layer.weight.ravel(), layer.bias.ravel()):
-            k = _best_k(values)
-            out.write(k, 5)
-            for v in values.tolist():
-                out.signed(int(v), k)
+        _write_layer(out, layer)
     return out.getvalue()
 
 
@@ -138,8 +150,7 @@ def read_params(data: bytes, arch: Arch) -> QNet:
         if not check_layer(layer):
             raise DecodeError("overfit: a network layer is not provably exact")
         layers.append(layer)
-    nm, nc = len(arch.hidden) + 1, arch.convs
-    return QNet(arch, layers[:nm], layers[nm:nm + nc], layers[nm + nc:])
+    return split_layers(arch, layers)
 
 
 def pack(header: Header, params: bytes, latents: bytes) -> bytes:

@@ -3,8 +3,8 @@
 Phases (Ladune et al. 2023; Kim et al. 2024): Adam on ``lmbda * 255**2 * MSE + bpp``, first (our
 addition, for short CPU budgets) at 1/4 and 1/2 of the resolution without the finest latent grids,
 then at full resolution with additive uniform noise as the quantisation proxy, then straight-through rounding with a
-decaying learning rate; finally the network parameters are quantised at the weight precision
-(bits) that minimises the same loss measured on the exact decoder (rate of the parameters
+decaying learning rate; finally every network layer is quantised at its own weight precision
+(bits), chosen to minimise the same loss measured on the exact decoder (rate of the parameters
 included), which is what the stream then holds.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,8 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from recodec.codecs.overfit import latents as L
-from recodec.codecs.overfit.bitstream import write_params
-from recodec.codecs.overfit.exact import OUT_FRAC, ExactArm, QNet, quantize_model, synthesize
+from recodec.codecs.overfit.bitstream import layer_bits, write_params
+from recodec.codecs.overfit.exact import (OUT_FRAC, ExactArm, QLayer, QNet, features, float_layers, input_fracs,
+                                          quantize_layer, split_layers, synthesize)
 from recodec.codecs.overfit.network import Arch, OverfitModel, contexts, laplace_bits
 from recodec.codecs.overfit.tables import LATENT_MAX
 
@@ -226,20 +228,9 @@ def _step(model: OverfitModel, opt: torch.optim.Optimizer, p: Problem, mode: str
     opt.step()
 
 
-def _evaluate(model: OverfitModel, net: QNet, p: Problem, plan: L.Plan) -> tuple[float, list[np.ndarray], bytes]:
-    """Exact loss of one quantisation: (loss, integer latents, parameter block)."""
-    lat = [torch.round(y.detach().clamp(-LATENT_MAX, LATENT_MAX)).double().cpu() for y in model.latents]
-    rec = synthesize(net, lat) * 2.0**-OUT_FRAC
-    ints = [y[0, 0].numpy().astype(np.int64) for y in lat]
-    params = write_params(net)
-    bits = L.estimate_bits(plan, ExactArm(net), L.fill(plan, ints)) + 8 * len(params)
-    d = float(distortion(rec[None].float(), replace(p, x=p.x.cpu(), valid=p.valid.cpu())))
-    return p.lmbda * 255**2 * d + bits / p.pixels, ints, params
-
-
 def fit(p: Problem, preset: Preset, arch: Arch, *, iterations: int, device: str,
         warm: dict[str, Any] | None = None) -> Fitted:
-    """Optimise, quantise at every candidate precision and keep the best exact loss."""
+    """Optimise, then quantise each layer at the precision that keeps the exact loss smallest."""
     h, w = p.x.shape[2:]
     with torch.random.fork_rng(devices=[]):  # a fixed initialisation without touching the caller's RNG
         torch.manual_seed(0)
@@ -264,18 +255,61 @@ def fit(p: Problem, preset: Preset, arch: Arch, *, iterations: int, device: str,
         torch.set_num_threads(threads)
 
 
+#: Weight precisions (bits) one layer may take in :func:`_choose`'s per-layer search.
+LAYER_BITS = range(4, 13)
+
+
+def _descend(cost: Callable[[list[int]], float], layers: int, start: Sequence[int]) -> list[int]:
+    """Per-layer precisions lowering ``cost``: the best of ``start`` for every layer, then, layer by
+    layer, steps of one bit down (or else up) while each lowers the cost (a line search per layer)."""
+    best_cost, best = min((cost([b] * layers), [b] * layers) for b in start)
+    for i in range(layers):
+        for step in (-1, 1):
+            moved = False
+            while best[i] + step in LAYER_BITS:
+                trial = best[:i] + [best[i] + step] + best[i + 1:]
+                if (c := cost(trial)) >= best_cost:
+                    break
+                best_cost, best, moved = c, trial, True
+            if moved:
+                break  # no way back: the other direction starts from a worse point
+    return best
+
+
 def _choose(model: OverfitModel, p: Problem, preset: Preset) -> Fitted:
-    """Quantise the networks at each candidate precision; keep the smallest exact loss."""
+    """Quantise every network layer at its own precision, keeping the smallest exact loss.
+
+    The exact loss splits: the synthesis layers set the distortion, the context model's layers the
+    latents' rate, and every layer its own parameter bits, so each group is searched alone
+    (:func:`_descend`) on the exact decoder's arithmetic, and the parameter bits count.
+    """
     h, w = p.x.shape[2:]
     arch = model.arch
     plan = L.make_plan(h, w, arch.levels)
-    best: tuple[float, QNet, list[np.ndarray], bytes] | None = None
+    lat = [torch.round(y.detach().clamp(-LATENT_MAX, LATENT_MAX)).double().cpu() for y in model.latents]
+    ints = [y[0, 0].numpy().astype(np.int64) for y in lat]
+    upsampled = features(lat)  # the latents are fixed: upsample once for every trial
+    pairs = L.coded(plan, L.fill(plan, ints))  # the latents are fixed: only the context model changes
+    mods, fins = float_layers(model), input_fracs(arch)
+    n_synth = len(arch.hidden) + 1 + arch.convs
+    cpu = replace(p, x=p.x.cpu(), valid=p.valid.cpu())
+
+    def quantized(first: int, bits: list[int]) -> list[QLayer]:
+        return [quantize_layer(m.weight, m.bias, f, b) for m, f, b in zip(mods[first:], fins[first:], bits)]
+
+    def synthesis_cost(bits: list[int]) -> float:
+        layers = quantized(0, bits)
+        rec = synthesize(split_layers(arch, layers), upsampled) * 2.0**-OUT_FRAC  # no context model needed
+        d = float(distortion(rec[None].float(), cpu))
+        return p.lmbda * 255**2 * d + sum(map(layer_bits, layers)) / p.pixels
+
+    def arm_cost(bits: list[int]) -> float:
+        layers = quantized(n_synth, bits)
+        arm = ExactArm(QNet(arch, [], [], layers))
+        return (L.code_length(arm, pairs) + sum(map(layer_bits, layers))) / p.pixels
+
     with torch.no_grad():
-        for bits in preset.bits:
-            net = quantize_model(model, bits)
-            loss, ints, params = _evaluate(model, net, p, plan)
-            if best is None or loss < best[0]:
-                best = (loss, net, ints, params)
-    assert best is not None
+        bits = _descend(synthesis_cost, n_synth, preset.bits) + _descend(arm_cost, len(mods) - n_synth, preset.bits)
+        net = split_layers(arch, quantized(0, bits))
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return Fitted(best[1], best[2], best[3], state)
+    return Fitted(net, ints, write_params(net), state)

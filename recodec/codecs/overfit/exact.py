@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from recodec.codecs.learned.integer import EXACT_LIMIT, pow2, rint
+from recodec.codecs.learned.integer import EXACT_LIMIT, pow2
 from recodec.codecs.overfit.network import Arch, OverfitModel, upsample_all
 from recodec.codecs.overfit.tables import LATENT_MAX, MU_FRAC_BITS, N_SCALES
 
@@ -98,35 +98,34 @@ def quantize_layer(weight: Tensor, bias: Tensor, fin: int, bits: int) -> QLayer:
         wf -= 1
 
 
-def quantize_model(model: OverfitModel, bits: int) -> QNet:
-    """Quantise the synthesis and context model of ``model`` at ``bits``-bit weights."""
-    arch = model.arch
-    fins = input_fracs(arch)
-    mods = [*model.synthesis.mlp, *model.synthesis.convs, *model.arm.layers]
-    layers = [quantize_layer(m.weight, m.bias, f, bits) for m, f in zip(mods, fins)]
-    nm, nc = len(model.synthesis.mlp), len(model.synthesis.convs)
+def float_layers(model: OverfitModel) -> list[torch.nn.Module]:
+    """The float layers of ``model`` that the stream quantises, in stream order."""
+    return [*model.synthesis.mlp, *model.synthesis.convs, *model.arm.layers]
+
+
+def split_layers(arch: Arch, layers: list[QLayer]) -> QNet:
+    """Quantised layers in stream order -> a :class:`QNet`."""
+    nm, nc = len(arch.hidden) + 1, arch.convs
     return QNet(arch, layers[:nm], layers[nm:nm + nc], layers[nm + nc:])
 
 
-def load_into(model: OverfitModel, net: QNet) -> None:
-    """Replace ``model``'s float weights by the dequantised ones (used to keep training after export)."""
-    fins = input_fracs(net.arch)
-    mods = [*model.synthesis.mlp, *model.synthesis.convs, *model.arm.layers]
-    with torch.no_grad():
-        for m, q, f in zip(mods, net.layers(), fins):
-            m.weight.copy_(torch.from_numpy(q.weight * 2.0**-q.wf).to(m.weight))
-            m.bias.copy_(torch.from_numpy(q.bias * 2.0 ** -(q.wf + f)).to(m.bias))
+def _requant_(acc: Tensor, shift: int, relu: bool) -> Tensor:
+    """``acc * 2**shift`` rounded half up and clamped, in place (exact: power-of-two scaling, floor(x + 1/2)).
+
+    In place because these passes are memory-bound: fresh outputs cost about twice the time.
+    """
+    return acc.mul_(pow2(shift, acc)).add_(0.5).floor_().clamp_(0 if relu else -ACT_LIMIT, ACT_LIMIT)
 
 
-def _requant(acc: Tensor, shift: int, relu: bool) -> Tensor:
-    out = rint(acc * pow2(shift, acc))
-    return out.clamp(0 if relu else -ACT_LIMIT, ACT_LIMIT)
+def features(latents: list[Tensor]) -> Tensor:
+    """The synthesis input: integer latents (1, 1, h, w) float64, upsampled exactly -> (1, L, H, W), LATENT_FRAC fixed point."""
+    return upsample_all([y * 2.0**LATENT_FRAC for y in latents], exact=True)
 
 
-def synthesize(net: QNet, latents: list[Tensor]) -> Tensor:
-    """Exact synthesis: integer latents (1, 1, h, w) float64 -> (S, H, W) output, OUT_FRAC fixed point."""
-    device = latents[0].device
-    x = upsample_all([y * 2.0**LATENT_FRAC for y in latents], exact=True)
+def synthesize(net: QNet, latents: list[Tensor] | Tensor) -> Tensor:
+    """Exact synthesis: integer latents (1, 1, h, w) float64, or their :func:`features`, -> (S, H, W) output, OUT_FRAC fixed point."""
+    x = features(latents) if isinstance(latents, list) else latents
+    device = x.device
     _, c, h, w = x.shape
     x = x.permute(0, 2, 3, 1).reshape(h * w, c)
     fin = LATENT_FRAC
@@ -134,17 +133,17 @@ def synthesize(net: QNet, latents: list[Tensor]) -> Tensor:
         wt, b = layer.tensors(device)
         last = i == len(net.mlp) - 1
         fout = OUT_FRAC if last else HIDDEN_FRAC
-        x = _requant(x @ wt.T + b, fout - fin - layer.wf, relu=not last)
+        x = _requant_(torch.addmm(b, x, wt.T), fout - fin - layer.wf, relu=not last)
         fin = fout
     x = x.reshape(1, h, w, -1).permute(0, 3, 1, 2).contiguous()
     for i, layer in enumerate(net.convs):
         wt, b = layer.tensors(device)
         with torch.backends.cudnn.flags(enabled=False):  # no Winograd/FFT: sums of exact products only
-            acc = F.conv2d(x, wt, padding=1) + b.view(1, -1, 1, 1)
-        x = (x + _requant(acc, -layer.wf, relu=False)).clamp(-ACT_LIMIT, ACT_LIMIT)
+            acc = F.conv2d(x, wt, b, padding=1)
+        x = x.add_(_requant_(acc, -layer.wf, relu=False)).clamp_(-ACT_LIMIT, ACT_LIMIT)
         if i < len(net.convs) - 1:
-            x = x.clamp_min(0)
-    return x[0].clamp(0, 2**OUT_FRAC)
+            x = x.clamp_min_(0)
+    return x[0].clamp_(0, 2**OUT_FRAC)
 
 
 class ExactArm:

@@ -162,3 +162,41 @@ def test_coarse_stage_teaches_the_context_model_the_next_grids_zeros(monkeypatch
                                                       (2, 256 * 256, 0.125), (2, 37 * 53, 0.8)])
 def test_coarse_steps_of_small_images_cost_nearly_a_full_step(skip: int, pixels: int, cost: float) -> None:
     assert E.coarse_step_cost(skip, pixels) == pytest.approx(cost, abs=0.01)
+
+
+def test_per_layer_precisions_reach_each_layers_own_optimum() -> None:
+    targets = [5, 9, 7, 8]
+
+    def cost(bits: list[int]) -> float:  # separable, each layer's optimum two bits off the best uniform one
+        return sum((b - t) ** 2 for b, t in zip(bits, targets))
+
+    assert E._descend(cost, 4, (6, 7, 8, 9, 10)) == targets
+
+
+def test_quantisation_choice_is_no_worse_than_any_single_precision(monkeypatch: pytest.MonkeyPatch) -> None:
+    from recodec.codecs.overfit import latents as L
+    from recodec.codecs.overfit.bitstream import write_params
+    from recodec.codecs.overfit.exact import OUT_FRAC, ExactArm, synthesize
+
+    h, w = 24, 32
+    torch.manual_seed(1)
+    p = E.Problem(torch.rand(1, 3, h, w), torch.ones(1, 1, h, w), 1.0, 0.02, h * w)
+    preset = E.PRESETS["fast"]
+    model = _model(h, w)
+    E._train(model, p, preset, 30, "cpu", cold=True)
+
+    def exact_loss(fitted: E.Fitted) -> float:
+        plan = L.make_plan(h, w, model.arch.levels)
+        lat = [torch.from_numpy(y.astype("float64"))[None, None] for y in fitted.latents]
+        rec = synthesize(fitted.net, lat) * 2.0**-OUT_FRAC
+        bits = L.estimate_bits(plan, ExactArm(fitted.net), L.fill(plan, fitted.latents))
+        return p.lmbda * 255**2 * float(E.distortion(rec[None].float(), p)) + (bits + 8 * len(fitted.params)) / p.pixels
+
+    chosen = E._choose(model, p, preset)
+    assert chosen.params == write_params(chosen.net)
+    singles = []
+    for b in preset.bits:
+        monkeypatch.setattr(E, "_descend", lambda cost, layers, start, b=b: [b] * layers)
+        singles.append(exact_loss(E._choose(model, p, preset)))
+    # each group starts from its best single precision; padding the block to bytes costs < 8 bits
+    assert exact_loss(chosen) <= min(singles) + 8 / p.pixels, (exact_loss(chosen), singles)

@@ -34,8 +34,8 @@ def test_priming_variants_scale_the_patch_bits() -> None:
         once = float(encoder._prime_bits(model, 0, torch.Generator().manual_seed(1)))
     assert real == pytest.approx(once * 200 * 300 / 64**2, rel=1e-5)  # the default stands for the whole grid
     assert float(S._no_priming(model, 0, None)) == 0.0
-    assert list(S.STUDIES) == ["schedule", "priming", "gain"]
-    assert all(next(iter(S.STUDIES[k][2])).endswith("(fast)") for k in ("priming", "gain"))  # reference: the preset
+    assert list(S.STUDIES) == ["schedule", "priming", "gain", "arch"]
+    assert all(next(iter(S.STUDIES[k][2])).endswith("(fast)") for k in ("priming", "gain", "arch"))  # reference: the preset
 
 
 def test_score_uses_the_pipelines_peak_and_refuses_a_shape_mismatch() -> None:
@@ -48,3 +48,25 @@ def test_score_uses_the_pipelines_peak_and_refuses_a_shape_mismatch() -> None:
     with pytest.raises(ValueError, match="shape"):
         S._score(img, b"x", out[:, :, 0], 0.3)
     assert S.jpeg_loss(img, 0.3) is None  # JPEG is the photos' reference only
+
+
+def test_parts_split_a_study_between_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    img = np.zeros((4, 4, 3), np.uint8)
+    study = (lambda: [("a", img), ("b", img)], (0.1, 0.2), {"v": S.Variant(), "w": S.Variant(400)}, "log")
+    monkeypatch.setitem(S.STUDIES, "toy", study)
+    every = [(n, lm, label) for n, _, lm, label, _ in S.jobs("toy")]
+    parts = [[(n, lm, label) for n, _, lm, label, _ in S.jobs("toy", f"{k}/3")] for k in (1, 2, 3)]
+    assert len(every) == 8 and sorted(sum(parts, [])) == sorted(every)  # each fit in exactly one part
+    with pytest.raises(ValueError, match="part"):
+        S.jobs("toy", "4/3")
+
+
+def test_arch_variants_change_only_the_network_sizes() -> None:
+    fast = encoder.PRESETS["fast"]
+    for variant in S.ARCH.values():
+        with S.patched(variant):
+            arch = encoder.PRESETS["fast"].arch(3, 384, 384)
+            assert encoder.PRESETS["fast"].iterations == fast.iterations and arch.levels == 7
+            assert (arch.hidden, arch.convs, arch.arm_hidden) == (variant.preset.get("hidden", fast.hidden),
+                                                                 variant.preset.get("convs", fast.convs),
+                                                                 variant.preset.get("arm_hidden", fast.arm_hidden))
