@@ -14,6 +14,8 @@ variant, and for photos against the best libjpeg-turbo 4:2:0 quality at the same
 * ``arch``: smaller networks (context model, synthesis MLP, residual convolutions), whose
   parameters the stream carries (hundreds of bytes, a quarter of a low-rate photo stream);
   the priming study's crops and lambdas.
+* ``noise``: the share of the full-resolution steps trained with additive noise before
+  straight-through rounding takes over; the priming study's crops and lambdas.
 * ``gain``: the cap on the latents' learning-rate multiplier (``encoder.GAIN_CAP``) on 256x256
   centre crops of the training scenes ``l8_cloudy_B5`` and ``l8_cloudy_B7``, lambda 0.3, 2 and
   12 (at 0.05 and below every variant is the same fit).
@@ -98,6 +100,11 @@ ARCH: dict[str, Variant] = {
     "1 residual conv": Variant(preset={"convs": 1}),
     "MLP 7-12-S, 1 conv, context 12-8-8-2": Variant(preset={"hidden": (12,), "convs": 1, "arm_hidden": 8}),
 }
+NOISE: dict[str, Variant] = {
+    "noise proxy for 70 % of the full-resolution steps (fast)": Variant(),
+    "noise proxy for 50 %": Variant(preset={"noise_fraction": 0.5}),
+    "noise proxy for 85 %": Variant(preset={"noise_fraction": 0.85}),
+}
 #: study -> (images, lambdas, variants, default log)
 STUDIES: dict[str, tuple[Callable[[], list[tuple[str, np.ndarray]]], tuple[float, ...], dict[str, Variant], str]] = {}
 
@@ -132,6 +139,7 @@ STUDIES.update({
     "priming": (lambda: crops(384, 384), LMBDAS, PRIMING, "docs/results/overfitted_priming.jsonl"),
     "gain": (scenes, (0.3, 2.0, 12.0), GAIN, "docs/results/overfitted_gain.jsonl"),
     "arch": (lambda: crops(384, 384), LMBDAS, ARCH, "docs/results/overfitted_arch.jsonl"),
+    "noise": (lambda: crops(384, 384), LMBDAS, NOISE, "docs/results/overfitted_noise.jsonl"),
 })
 
 

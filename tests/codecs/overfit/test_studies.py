@@ -34,8 +34,8 @@ def test_priming_variants_scale_the_patch_bits() -> None:
         once = float(encoder._prime_bits(model, 0, torch.Generator().manual_seed(1)))
     assert real == pytest.approx(once * 200 * 300 / 64**2, rel=1e-5)  # the default stands for the whole grid
     assert float(S._no_priming(model, 0, None)) == 0.0
-    assert list(S.STUDIES) == ["schedule", "priming", "gain", "arch"]
-    assert all(next(iter(S.STUDIES[k][2])).endswith("(fast)") for k in ("priming", "gain", "arch"))  # reference: the preset
+    assert list(S.STUDIES) == ["schedule", "priming", "gain", "arch", "noise"]
+    assert all(next(iter(S.STUDIES[k][2])).endswith("(fast)") for k in ("priming", "gain", "arch", "noise"))  # reference: the preset
 
 
 def test_score_uses_the_pipelines_peak_and_refuses_a_shape_mismatch() -> None:
