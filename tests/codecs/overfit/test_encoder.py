@@ -200,3 +200,33 @@ def test_quantisation_choice_is_no_worse_than_any_single_precision(monkeypatch: 
         singles.append(exact_loss(E._choose(model, p, preset)))
     # each group starts from its best single precision; padding the block to bytes costs < 8 bits
     assert exact_loss(chosen) <= min(singles) + 8 / p.pixels, (exact_loss(chosen), singles)
+
+
+def test_pricing_distinct_context_value_pairs_equals_pricing_every_latent() -> None:
+    import numpy as np
+
+    from recodec.codecs.overfit import latents as L
+    from recodec.codecs.overfit import tables as T
+    from recodec.codecs.overfit.exact import ExactArm, QLayer, QNet
+
+    h, w = 40, 56
+    rng = np.random.default_rng(3)
+    arch = E.PRESETS["fast"].arch(3, h, w)
+    plan = L.make_plan(h, w, arch.levels)
+    grids = [np.where(rng.random(s) < 0.95, 0, rng.integers(-3, 4, s)) for s in plan.shapes]  # zeros amid zeros
+    grids[0][0, 0] = 2000  # an escape (beyond every width class)
+    buf = L.fill(plan, grids)
+    hid = arch.arm_hidden
+    net = QNet(arch, [], [], [QLayer(rng.integers(-40, 41, (hid, 12)), rng.integers(-99, 99, hid), 6),
+                              QLayer(rng.integers(-40, 41, (hid, hid)), rng.integers(-99, 99, hid), 6),
+                              QLayer(rng.integers(-40, 41, (2, hid)), np.array([0, 30 << 18]), 6)])
+    arm = ExactArm(net)
+    pairs = L.coded(plan, buf)
+    assert pairs.counts.sum() == len(plan.order) and len(pairs.values) < len(plan.order) // 2
+    # every latent priced on its own, as the range coder sees it
+    mu, index = arm(buf[plan.order[:, None] + plan.offsets[plan.level]])
+    row, cls, _, sym, escape = L._symbols(mu, index, buf[plan.order])
+    t = T.tables()
+    each = sum(float(16 - np.log2(t.counts[c][t.row_local[r], s])) for c, r, s in zip(cls, row, sym))
+    assert escape.any()
+    assert L.estimate_bits(plan, arm, buf) == pytest.approx(each + L.ESCAPE_BITS * int(escape.sum()), rel=1e-12)
