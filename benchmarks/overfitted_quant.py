@@ -64,6 +64,18 @@ def exact_loss(fitted: Any, p: Any) -> dict[str, float]:
             "param_bytes": len(fitted.params), "bpp": bpp}
 
 
+def _pairs(fitted: Any, p: Any) -> dict[str, int]:
+    """How many latents the fit has, and how many distinct (context, value) pairs the precision search prices."""
+    import torch
+
+    from recodec.codecs.overfit import latents as L
+
+    h, w = p.x.shape[2:]
+    plan = L.make_plan(h, w, fitted.arch.levels)
+    ints = [torch.round(y.detach())[0, 0].numpy().astype(np.int64) for y in fitted.latents]
+    return {"latents": len(plan.order), "distinct_pairs": len(L.coded(plan, L.fill(plan, ints)).values)}
+
+
 def rules(fitted: Any, p: Any, preset: Any) -> dict[str, dict[str, Any]]:
     """Score every rule on one float fit (``fitted``: the model before quantisation)."""
     from recodec.codecs.overfit import encoder as E
@@ -74,6 +86,7 @@ def rules(fitted: Any, p: Any, preset: Any) -> dict[str, dict[str, Any]]:
         with _descent(lambda cost, layers, start, b=b: [b] * layers):
             singles.append(exact_loss(E._choose(fitted, p, preset), p))
     out["one precision for all layers"] = min(singles, key=lambda r: r["loss"])
+    out["one precision for all layers"].update(_pairs(fitted, p))
     for name, rule in (("one precision per network", _uniform), ("one precision per layer (shipped)", E._descend)):
         t0 = time.perf_counter()
         with _descent(rule):

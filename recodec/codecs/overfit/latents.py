@@ -99,8 +99,9 @@ def coded(plan: Plan, buf: np.ndarray) -> Coded:
     """The distinct (context, value) pairs of the latents in ``buf``.
 
     A latent's code length depends only on its pair, and most pairs repeat (zeros amid zeros):
-    a 384x384 fit's 196k latents had 4k-24k distinct pairs, so pricing them under several context
-    models (the encoder's precision search) costs a few percent of pricing every latent.
+    a 384x384 fit's 196k latents had 2.7k-24k distinct pairs (``benchmarks/overfitted_quant.py``), so
+    pricing them under several context models (the encoder's precision search) costs a few percent
+    of pricing every latent.
     """
     rows = np.concatenate([buf[plan.order[:, None] + plan.offsets[plan.level]], buf[plan.order][:, None]], axis=1)
     rows = rows[np.lexsort(rows.T[::-1])]

@@ -174,9 +174,10 @@ def test_per_layer_precisions_reach_each_layers_own_optimum() -> None:
 
 
 def test_quantisation_choice_is_no_worse_than_any_single_precision(monkeypatch: pytest.MonkeyPatch) -> None:
-    from recodec.codecs.overfit import latents as L
     from recodec.codecs.overfit.bitstream import write_params
-    from recodec.codecs.overfit.exact import OUT_FRAC, ExactArm, synthesize
+    from tests.benchmark_scripts import load_benchmark
+
+    quant = load_benchmark("overfitted_quant")
 
     h, w = 24, 32
     torch.manual_seed(1)
@@ -186,11 +187,7 @@ def test_quantisation_choice_is_no_worse_than_any_single_precision(monkeypatch: 
     E._train(model, p, preset, 30, "cpu", cold=True)
 
     def exact_loss(fitted: E.Fitted) -> float:
-        plan = L.make_plan(h, w, model.arch.levels)
-        lat = [torch.from_numpy(y.astype("float64"))[None, None] for y in fitted.latents]
-        rec = synthesize(fitted.net, lat) * 2.0**-OUT_FRAC
-        bits = L.estimate_bits(plan, ExactArm(fitted.net), L.fill(plan, fitted.latents))
-        return p.lmbda * 255**2 * float(E.distortion(rec[None].float(), p)) + (bits + 8 * len(fitted.params)) / p.pixels
+        return quant.exact_loss(fitted, p)["loss"]
 
     chosen = E._choose(model, p, preset)
     assert chosen.params == write_params(chosen.net)
