@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU build of torch must be installed first and pinned: a bare "torch" pulls a CUDA build.
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e '.[test,s3,learned,plot]'
+	# --no-compile: Python compiles only the modules it imports, on first import, instead of every
+	# file of torch, ray and prefect at install time (CI builds this venv from scratch each run).
+	$(PY) -m pip install -q --no-compile torch==2.13.0
+	$(PY) -m pip install -q --no-compile -c constraints.txt -e '.[test,s3,learned,plot]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -67,17 +67,39 @@ def _case_metrics() -> list:
 
 @pytest.mark.slow
 @needs_compiler
-def test_packaged_kernels_agree_with_eager(monkeypatch: pytest.MonkeyPatch, kernel_cache: str) -> None:
+def test_cli_builds_packages_that_agree_with_eager(monkeypatch: pytest.MonkeyPatch, kernel_cache: str) -> None:
+    """`recodec kernels --build` makes the common packages; they give eager torch's numbers.
+
+    One test, because each package costs 20-30 s of CPU to build: the CLI builds them, then the
+    cases below (RGB, gray and 7-band 16-bit with nodata, narrow sizes) reuse them.  Two of the
+    common variants (with and without a nodata mask) make every package these cases need.
+    """
+    import json
+
+    from click.testing import CliRunner
+
+    from recodec.cli import cli
+
     monkeypatch.setenv(kernels.CACHE_ENV, kernel_cache)
+    monkeypatch.setenv(kernels.COMPILE_ENV, "0")  # --build compiles whatever the environment says
     _fresh_twins(monkeypatch)
-    monkeypatch.setenv(kernels.COMPILE_ENV, "0")
+    monkeypatch.setattr(metrics, "WARM_CASES", (((64, 64, 3), "uint8", None), ((64, 64, 3), "uint16", 0)))
+    res = CliRunner().invoke(cli, ["kernels", "--build", "--json"])
+    assert res.exit_code == 0, res.output
+    names = {k["name"].split("-")[0] for k in json.loads(res.output)}
+    assert kernels.compile_mode() == "off"  # the forced mode ended with the command
+    built = len(json.loads(res.output))
+
+    _fresh_twins(monkeypatch)  # as in a new process: the packages are loaded from the cache
     eager = _case_metrics()
     monkeypatch.setenv(kernels.COMPILE_ENV, "sync")
     packaged = _case_metrics()
     twins = [metrics._SSIM_STRIP, metrics._POINTWISE_CHUNK, metrics._DOWN_EVEN]
     if not all(t.ready for t in twins):
         pytest.skip(f"AOT compiling unavailable here ({[t.failed for t in twins]})")
+    assert {"ssim_strip", "pointwise_chunk", "down_even"} <= names
     assert len(metrics._SSIM_STRIP.ready) == 2  # without and with a nodata mask
+    assert len(list(kernels.kernel_cache().glob("*.pt2"))) == built  # the CLI's packages served every case
     for e, c in zip(eager, packaged):
         assert c.psnr == e.psnr and c.max_abs_error == e.max_abs_error  # integer-exact sums
         assert c.psnr_per_band == e.psnr_per_band
@@ -227,25 +249,6 @@ def test_a_corrupt_package_stays_eager(monkeypatch: pytest.MonkeyPatch, tmp_path
     twin.package_path(key).write_bytes(b"not a package")
     assert torch.equal(twin(torch.zeros(4)), torch.ones(4))
     assert key in twin.failed and not twin.ready
-
-
-@pytest.mark.slow
-@needs_compiler
-def test_cli_builds_and_lists_the_kernels(monkeypatch: pytest.MonkeyPatch, kernel_cache: str) -> None:
-    import json
-
-    from click.testing import CliRunner
-
-    from recodec.cli import cli
-
-    monkeypatch.setenv(kernels.CACHE_ENV, kernel_cache)
-    monkeypatch.setenv(kernels.COMPILE_ENV, "0")  # --build compiles whatever the environment says
-    _fresh_twins(monkeypatch)
-    res = CliRunner().invoke(cli, ["kernels", "--build", "--json"])
-    assert res.exit_code == 0, res.output
-    names = {k["name"].split("-")[0] for k in json.loads(res.output)}
-    assert {"ssim_strip", "pointwise_chunk", "down_even"} <= names
-    assert kernels.compile_mode() == "off"  # the forced mode ended with the command
 
 
 def test_building_removes_packages_of_other_builds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("ray_local", "prefect_harness")
 
 def test_relative_bound_picks_the_smallest_exact_codec(sample_archive: Path, tmp_path: Path) -> None:
     dst = tmp_path / "o"
-    recompress(RunConfig(src=str(sample_archive / "landsat"), dst=str(dst), shard_size=2, workers=1,
+    recompress(RunConfig(src=str(sample_archive / "landsat"), dst=str(dst), shard_size=2, executor="local",
                          codec="lerc,jpegls,residual", target="max_abs_error<=0.5%",
                          params={"trials": "2"}).validate())
     rows = {r["source_key"]: r for r in read_manifest(str(dst)).to_pylist()}

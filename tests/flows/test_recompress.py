@@ -66,14 +66,16 @@ def test_local_run_query_reconcile_and_resume(sample_archive: Path, tmp_path: Pa
     assert read_manifest(str(dst)).num_rows == N_SAMPLES
 
     # A changed knob is a new job: every image is processed again, under a new job key.
-    changed = recompress(_config(str(sample_archive), str(dst), params={"distance": 3.0, "effort": 3}))
+    # (In this process: the job key is the subject, and the executor is not part of it.)
+    changed = recompress(_config(str(sample_archive), str(dst), params={"distance": 3.0, "effort": 3},
+                                 executor="local"))
     assert changed["job_key"] != summary["job_key"] and changed["images_this_run"] == N_SAMPLES
     assert con is not None and connect(str(dst)).sql("SELECT count(*) FROM latest").fetchall()[0][0] == N_SAMPLES
 
 
 def test_reconcile_reports_missing_truncated_and_bitflipped(sample_archive: Path, tmp_path: Path) -> None:
     dst = tmp_path / "out"
-    recompress(_config(str(sample_archive), str(dst)))
+    recompress(_config(str(sample_archive), str(dst), executor="local"))
     outs = sorted(Path(r["dest_uri"]) for r in read_manifest(str(dst)).to_pylist())
     outs[0].unlink()
     data = outs[1].read_bytes()
@@ -95,7 +97,7 @@ def test_bad_inputs_fail_their_own_row(sample_archive: Path, tmp_path: Path) -> 
     (sample_archive / "bad" / "garbage.tif").write_bytes(b"II*\x00" + bytes(range(256)) * 4)
     (sample_archive / "bad" / "empty.jpg").write_bytes(b"")
     dst = tmp_path / "out"
-    summary = recompress(_config(str(sample_archive), str(dst), shard_size=3))
+    summary = recompress(_config(str(sample_archive), str(dst), shard_size=3, executor="local"))
     assert summary["images"] == N_SAMPLES + 3
     assert summary["ok"] == N_SAMPLES and summary["failed"] == 3
     rows = {r["source_key"]: r for r in read_manifest(str(dst)).to_pylist()}
@@ -106,7 +108,7 @@ def test_bad_inputs_fail_their_own_row(sample_archive: Path, tmp_path: Path) -> 
 
 
 def test_unsupported_layout_is_a_failed_row(sample_archive: Path, tmp_path: Path) -> None:
-    summary = recompress(_config(str(sample_archive), str(tmp_path / "o"), codec="jpeg", params={},
+    summary = recompress(_config(str(sample_archive), str(tmp_path / "o"), codec="jpeg", params={}, executor="local",
                                  quality=80, container="raw"))
     rows = read_manifest(str(tmp_path / "o")).to_pylist()
     sixteen = [r for r in rows if r["dtype"] == "uint16"]

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.usefixtures("ray_local", "prefect_harness")
 
 
 def _run(src: Path, dst: Path, **kw: Any) -> list[dict[str, Any]]:
-    recompress(RunConfig(src=str(src), dst=str(dst), shard_size=2, workers=2, **kw).validate())
+    """Run in this process: the target search is the subject here, not the actors."""
+    recompress(RunConfig(src=str(src), dst=str(dst), shard_size=2, executor="local", **kw).validate())
     return {r["source_key"]: r for r in read_manifest(str(dst)).to_pylist()}  # type: ignore[return-value]
 
 

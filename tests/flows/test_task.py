@@ -98,7 +98,7 @@ def test_task_target_beats_every_fixed_setting(tmp_path: Path) -> None:
     model_path = save_model(BlurThreshold(), tmp_path / "models" / "seg.pt")
     cfg = RunConfig(src=str(tmp_path / "src"), dst=str(tmp_path / "out"), codec="auto",
                     target=f"task_agreement>={TARGET}", task_model=str(model_path), container="raw",
-                    shard_size=3, workers=2)
+                    shard_size=3, executor="local")
     summary = recompress(cfg.validate())
     assert summary["min_task_agreement"] >= TARGET
     rows = read_manifest(str(tmp_path / "out")).to_pylist()

@@ -32,7 +32,7 @@ def rows_table(rows: list[dict[str, Any]]) -> Any:
 @pytest.mark.usefixtures("ray_local", "prefect_harness")
 def test_two_concurrent_runs_of_one_job(src: Path, dst: Path) -> None:
     keys = write_archive(src, 6)
-    config = job_config(src, dst, workers=1)  # one actor each: both runs really overlap on 2 CPUs
+    config = job_config(src, dst, executor="ray", workers=1)  # one actor each: both runs really overlap on 2 CPUs
     start = threading.Barrier(2)
     summaries: list[dict[str, Any]] = []
     errors: list[BaseException] = []

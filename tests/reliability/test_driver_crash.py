@@ -31,7 +31,7 @@ class DriverKilled(BaseException):
 
 def test_driver_killed_between_write_and_commit(src: Path, dst: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     keys = write_archive(src, 6)  # 3 shards of 2 on 2 actors
-    config = job_config(src, dst)
+    config = job_config(src, dst, executor="ray")
     real_commit = PartSink.commit
     calls: list[tuple[str, str]] = []
 

@@ -69,7 +69,7 @@ def test_failed_part_upload_keeps_outputs_accounted(tmp_path: Path, s3_bucket: s
     rule = FaultRule("internal", first=ATTEMPTS, method="PUT", path_contains="/_recodec/staging/")
     fault_proxy.set_rules([rule])
     options = with_endpoint(s3_options, fault_proxy.url, **_short_retries())
-    run_job(job_config(src, dst, workers=1, storage_options=options))
+    run_job(job_config(src, dst, executor="ray", workers=1, storage_options=options))
     assert rule.injected == ATTEMPTS  # the actor really gave up on its part
 
     rows = assert_one_row_each(rows_of(dst, s3_options), keys)

@@ -145,10 +145,10 @@ def test_credentials_never_leak(s3_bucket: str, s3_options: dict[str, Any],
     options = {**s3_options, "key": key_id, "secret": secret}
 
     with enable_iam_authentication():  # from here on moto checks every request's signature
-        summary = run_job(job_config(src, dst, storage_options=options))
+        summary = run_job(job_config(src, dst, executor="ray", storage_options=options))
         verdicts = reconcile(ReconcileConfig(dst, workers=1, storage_options=options))
         with pytest.raises(Exception) as refused:  # the wrong secret is refused by the store
-            run_job(job_config(src, f"{s3_bucket}/dst2", storage_options={**options, "secret": wrong}))
+            run_job(job_config(src, f"{s3_bucket}/dst2", executor="ray", storage_options={**options, "secret": wrong}))
 
     assert summary["ok"] == 2 and summary["failed"] == 1 and verdicts["ok"]
     # Refused by the store at the pre-flight read of SRC, as one clear error (the store's reason kept).

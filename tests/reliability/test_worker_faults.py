@@ -32,7 +32,7 @@ ODD = 40  # the victim image is 40 px wide; the fault codecs trigger on that wid
 def test_worker_killed_mid_shard_is_retried(src: Path, dst: Path, fault_dir: Path) -> None:
     # Image 3 is the second image of shard 1: the actor dies after image 2's output was written.
     keys = write_archive(src, 6, sizes={3: (ODD, 32)})
-    config = job_config(src, dst, codec=fault_codec("KillingCodec"),
+    config = job_config(src, dst, executor="ray", codec=fault_codec("KillingCodec"),
                         params={"fault_dir": str(fault_dir), "trigger_width": ODD, "kill_times": 1})
     summary = run_job(config)
 
@@ -48,7 +48,7 @@ def test_worker_killed_mid_shard_is_retried(src: Path, dst: Path, fault_dir: Pat
 
 def _run_poisoned(src: Path, dst: Path, fault_dir: Path) -> dict[str, Any]:
     """Run on one actor a job whose ODD-wide image kills every process that encodes it."""
-    return run_job(job_config(src, dst, codec=fault_codec("KillingCodec"), workers=1, params={
+    return run_job(job_config(src, dst, executor="ray", codec=fault_codec("KillingCodec"), workers=1, params={
         "fault_dir": str(fault_dir), "trigger_width": ODD, "kill_times": 99}))
 
 
@@ -86,7 +86,7 @@ def test_hanging_encoder_times_out_and_run_finishes(src: Path, dst: Path, fault_
     # Shard 0 = images 0, 1, 2 with image 1 stuck for 120 s; shard 1 runs on the same (restarted) actor.
     keys = write_archive(src, 5, sizes={1: (ODD, 32)})
     stuck = keys[1]
-    config = job_config(src, dst, codec=fault_codec("HangingCodec"), workers=1, shard_size=3,
+    config = job_config(src, dst, executor="ray", codec=fault_codec("HangingCodec"), workers=1, shard_size=3,
                         image_timeout_s=2,
                         params={"fault_dir": str(fault_dir), "trigger_width": ODD, "hang_s": 120.0})
     t0 = time.monotonic()
