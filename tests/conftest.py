@@ -123,8 +123,12 @@ def sample_archive(tmp_path: Path) -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with the most ``slow`` tests first (order kept otherwise): no worker ends the run alone on one."""
+    """Longest files first (recorded in tests/durations.json; new files by their ``slow`` tests), order
+    kept otherwise: with one file per worker at a time, no worker ends the run alone on a long one."""
     from collections import Counter
 
+    from tests.durations import load
+
+    seconds = load()
     slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
-    items.sort(key=lambda item: -slow[item.path])
+    items.sort(key=lambda item: (-seconds.get(item.path.relative_to(REPO).as_posix(), 0.0), -slow[item.path]))
