@@ -14,8 +14,12 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU build of torch must be installed first and pinned: a bare "torch" pulls a CUDA build.
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e '.[test,s3,learned,plot]'
+	$(PY) -m pip install -q --no-compile torch==2.13.0
+	$(PY) -m pip install -q --no-compile -c constraints.txt -e '.[test,s3,learned,plot]'
+	# Bytecode on every core (pip compiles one file at a time: 1 min of the 4 here). It must exist:
+	# where PYTHONDONTWRITEBYTECODE is set (CI) a module without it compiles in every process.
+	# Exit status ignored, as pip does: some packages ship files for newer Pythons.
+	$(PY) -m compileall -q -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" > /dev/null || true
 	touch $(STAMP)
 
 demo: $(STAMP)
