@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml constraints.txt
 	# The CPU build of torch must be installed first and pinned: a bare "torch" pulls a CUDA build.
 	$(PY) -m pip install -q --no-compile torch==2.13.0
 	$(PY) -m pip install -q --no-compile -c constraints.txt -e '.[test,s3,learned,plot]'
-	# Bytecode on every core (pip compiles one file at a time: 1 min of the 4 here). It must exist:
-	# where PYTHONDONTWRITEBYTECODE is set (CI) a module without it compiles in every process.
+	# Bytecode on every core: pip compiles one file at a time (about 1.5 of its 4 min here; this, 1 min).
+	# It must exist: where PYTHONDONTWRITEBYTECODE is set (CI) a module without it compiles in every process.
 	# Exit status ignored, as pip does: some packages ship files for newer Pythons.
 	$(PY) -m compileall -q -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" > /dev/null || true
 	touch $(STAMP)
